@@ -1,0 +1,26 @@
+from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import APIException
+
+
+class PhoneRegionNotAllowed(APIException):
+    status_code = 400
+    default_detail = _("Codes cannot be sent to phone numbers of this country.")
+    default_code = "phone_region_not_allowed"
+
+
+class InvalidCode(APIException):
+    status_code = 400
+    default_detail = _("The code is wrong.")
+    default_code = "invalid_code"
+
+
+class CodeExpired(APIException):
+    status_code = 400
+    default_detail = _("The code has expired or was used up. Request a new one.")
+    default_code = "code_expired"
+
+
+class SmsDeliveryFailed(APIException):
+    status_code = 503
+    default_detail = _("The SMS could not be sent. Please try again shortly.")
+    default_code = "sms_delivery_failed"

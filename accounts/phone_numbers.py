@@ -1,0 +1,54 @@
+"""Phone numbers in, E.164 out: the one place that knows how people write them."""
+
+import re
+
+import phonenumbers
+from django.conf import settings
+
+# Digits (any script: phonenumbers folds them to ASCII), spaces and the usual punctuation.
+# phonenumbers itself ignores trailing junk such as "x" or letters, which we refuse.
+WRITTEN_FORM = re.compile(r"^[\d\s+\-().]{1,32}$")
+
+
+class InvalidPhoneNumber(ValueError):
+    pass
+
+
+def parse_phone(raw: str, *, region: str | None = None) -> str:
+    """The E.164 form of a phone number as people write it, or InvalidPhoneNumber."""
+    if not WRITTEN_FORM.match(raw):
+        raise InvalidPhoneNumber(raw)
+    try:
+        number = phonenumbers.parse(raw, region or settings.PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(raw) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(raw)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(phone: str) -> str | None:
+    return phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+
+
+def may_receive_codes(phone: str) -> bool:
+    allowed = settings.SMS_ALLOWED_REGIONS
+    return not allowed or region_of(phone) in allowed
+
+
+def mask_phone(phone: str) -> str:
+    """`+79110000000` -> `+7 911 ***-**-00`: enough to recognise, too little to call."""
+    number = phonenumbers.parse(phone)
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    country_digits = len(str(number.country_code))
+    national_digits = sum(ch.isdigit() for ch in formatted) - country_digits
+    keep_head, keep_tail = 3, 2
+    masked, seen = [], 0
+    for ch in formatted:
+        if ch.isdigit():
+            position = seen - country_digits
+            seen += 1
+            if 0 <= position - keep_head < national_digits - keep_head - keep_tail:
+                ch = "*"
+        masked.append(ch)
+    return "".join(masked)

@@ -1,0 +1,103 @@
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.fields import OneTimeCodeField, PhoneNumberField
+from accounts.profile import profile_data, profile_serializer_class
+from accounts.services import request_code, sign_in
+from accounts.throttles import AuthIPThrottle
+from accounts.tokens import issue_tokens, revoke_refresh_token, rotate_refresh_token
+
+
+class PublicAuthView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthIPThrottle]
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'  # a bad token is 401 here too, as everywhere else
+
+
+class RequestCodeView(PublicAuthView):
+    throttle_scope = "code"
+
+    class InputSerializer(serializers.Serializer):
+        phone = PhoneNumberField()
+
+    class OutputSerializer(serializers.Serializer):
+        phone = serializers.CharField()
+        code_length = serializers.IntegerField()
+        expires_in = serializers.IntegerField(help_text="Seconds the code stays valid.")
+        retry_after = serializers.IntegerField(help_text="Seconds before another code may be requested.")
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, tags=["auth"])
+    def post(self, request):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        sent = request_code(phone=payload.validated_data["phone"])
+        return Response(self.OutputSerializer(sent).data)
+
+
+class SignInSchema(AutoSchema):
+    # The profile serializer is named in settings, so the reply is described at schema time.
+    def get_response_serializers(self):
+        return inline_serializer(
+            "SignIn",
+            {
+                "access": serializers.CharField(),
+                "refresh": serializers.CharField(),
+                "created": serializers.BooleanField(help_text="True when this sign-in created the account."),
+                "user": profile_serializer_class()(),
+            },
+        )
+
+
+class ObtainTokenView(PublicAuthView):
+    throttle_scope = "token"
+
+    class InputSerializer(serializers.Serializer):
+        phone = PhoneNumberField()
+        code = OneTimeCodeField()
+
+    schema = SignInSchema()
+
+    @extend_schema(request=InputSerializer, tags=["auth"])
+    def post(self, request):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        user, created = sign_in(**payload.validated_data)
+        return Response({**issue_tokens(user=user), "created": created, "user": profile_data(user=user)})
+
+
+class RefreshTokenView(PublicAuthView):
+    throttle_scope = "refresh"
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField(max_length=4096)
+
+    class OutputSerializer(serializers.Serializer):
+        access = serializers.CharField()
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, tags=["auth"])
+    def post(self, request):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        return Response(self.OutputSerializer(rotate_refresh_token(token=payload.validated_data["refresh"])).data)
+
+
+class LogoutView(PublicAuthView):
+    throttle_scope = "logout"
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField(max_length=4096)
+
+    @extend_schema(request=InputSerializer, responses={204: None}, tags=["auth"])
+    def post(self, request):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        revoke_refresh_token(token=payload.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,72 @@
+"""One error envelope for every non-2xx API reply: {"code", "detail", "errors"?}."""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.utils.translation import gettext as _
+from django.views import defaults
+from rest_framework.exceptions import ValidationError
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+# Field error codes that are part of the API contract; when the only failing field
+# carries one of them it becomes the top-level code, so clients need not dig.
+CONTRACT_FIELD_CODES = {"invalid_phone", "phone_region_not_allowed", "invalid_code", "invite_code_not_found"}
+
+
+def validation_code(exc: ValidationError) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict) and len(detail) == 1:
+        (messages,) = detail.values()
+        codes = {getattr(message, "code", None) for message in messages} if isinstance(messages, list) else set()
+        if len(codes) == 1 and (code := codes.pop()) in CONTRACT_FIELD_CODES:
+            return code
+    return "invalid"
+
+
+def envelope_exception_handler(exc, context):
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down or unreachable: a retryable condition, not a bug.
+        logger.error("database unavailable: %s", exc)
+        response = JsonResponse(
+            {"code": "service_unavailable", "detail": _("The service is temporarily unavailable.")},
+            status=503,
+        )
+        response["Retry-After"] = "5"
+        return response
+    response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
+    if response is None:
+        return None  # a bug: let it 500 and reach the logs
+    if isinstance(exc, ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"code": validation_code(exc), "detail": _("Invalid input."), "errors": errors}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        detail = response.data["detail"]
+        # SimpleJWT puts its own "code" next to "detail"; DRF keeps it on the ErrorDetail.
+        code = response.data.get("code") or getattr(detail, "code", "error")
+        response.data = {"code": str(code), "detail": str(detail)}
+    return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"code": "not_found", "detail": _("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse({"code": "server_error", "detail": _("A server error occurred.")}, status=500)
+    return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"code": "bad_request", "detail": _("Bad request.")}, status=400)
+    return defaults.bad_request(request, exception)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ReferralsConfig(AppConfig):
+    name = "referrals"
+    verbose_name = "Referrals"
+
+    def ready(self):
+        from referrals import receivers  # noqa: F401  (connects the user-creation hook)

@@ -1,0 +1,19 @@
+"""Invite codes: 6 characters nobody misreads, case-insensitive on the way in."""
+
+import secrets
+
+# Upper-case letters and digits without 0/O and 1/I/L.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+LENGTH = 6
+
+
+def generate_invite_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def normalize_invite_code(raw: str) -> str:
+    return raw.strip().upper()
+
+
+def looks_like_invite_code(code: str) -> bool:
+    return len(code) == LENGTH and all(ch in ALPHABET for ch in code)

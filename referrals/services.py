@@ -1,0 +1,100 @@
+"""Writes of the referrals app: giving codes to new users, activating someone's code."""
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from referrals.exceptions import (
+    ActivationContended,
+    InviteCodeAlreadyActivated,
+    InviteCodeNotFound,
+    InviteCycle,
+    OwnInviteCode,
+)
+from referrals.invite_codes import generate_invite_code, looks_like_invite_code, normalize_invite_code
+from referrals.models import Referral
+
+CODE_ATTEMPTS = 10
+ACTIVATION_ATTEMPTS = 5
+
+
+def create_referral(*, user: User) -> Referral:
+    """A unique invite code for a new user, drawn again on the rare collision."""
+    for _ in range(CODE_ATTEMPTS):
+        try:
+            with transaction.atomic():  # a savepoint: a collision must not poison the caller's transaction
+                return Referral.objects.create(user=user, invite_code=generate_invite_code())
+        except IntegrityError:
+            if Referral.objects.filter(user=user).exists():
+                raise
+    raise RuntimeError("Could not draw a free invite code; the code space is nearly full.")
+
+
+def find_inviter_id(code: str) -> int | None:
+    code = normalize_invite_code(code)
+    if not looks_like_invite_code(code):
+        return None
+    return Referral.objects.filter(invite_code=code).values_list("user_id", flat=True).first()
+
+
+def activate_invite_code(*, user: User, code: str) -> Referral:
+    """Link `user` to the owner of `code`: once, never their own, never a cycle, even when raced."""
+    inviter_id = find_inviter_id(code)
+    if inviter_id is None:
+        raise InviteCodeNotFound()
+    for _ in range(ACTIVATION_ATTEMPTS):
+        referral = _activate(user_id=user.pk, inviter_id=inviter_id)
+        if referral is not None:
+            return referral
+    raise ActivationContended()
+
+
+@transaction.atomic
+def _activate(*, user_id: int, inviter_id: int) -> Referral | None:
+    # Why this is race-free: a cycle closes exactly when the root of the inviter's tree
+    # is the user (the user has no inviter yet, so is a root). Only roots ever change
+    # (an activation gives a root its inviter; inviters never change after), so once the
+    # user, the inviter and the inviter's root are locked, and the root is re-read under
+    # the lock, nothing this check relies on can move before commit. Two activations
+    # that together would close a loop each lock the other's user as their root, so
+    # they run one after the other and the second sees the first. Rows are locked in
+    # primary-key order, so these transactions cannot deadlock. (On SQLite every write
+    # transaction is IMMEDIATE: they simply run one at a time.)
+    root_id = _root_of(inviter_id)
+    rows = Referral.objects.select_for_update().filter(pk__in={user_id, inviter_id, root_id}).order_by("pk")
+    locked = {row.pk: row for row in rows}
+    referral = locked[user_id]
+    if referral.invited_by_id == inviter_id:
+        return referral  # the same code again: an idempotent retry
+    if referral.activated_at is not None:
+        raise InviteCodeAlreadyActivated()
+    if inviter_id == user_id:
+        raise OwnInviteCode()
+    if _root_of(inviter_id) != root_id:
+        transaction.set_rollback(True)
+        return None  # that root was itself invited meanwhile: lock the new root instead
+    if root_id == user_id:
+        raise InviteCycle()
+    referral.invited_by_id, referral.activated_at = inviter_id, timezone.now()
+    referral.save(update_fields=["invited_by", "activated_at"])
+    Referral.objects.filter(pk=inviter_id).update(invitees_count=F("invitees_count") + 1)
+    return referral
+
+
+ROOT_QUERY = """
+WITH RECURSIVE chain (user_id, invited_by_id, depth) AS (
+    SELECT user_id, invited_by_id, 0 FROM referrals_referral WHERE user_id = %s
+    UNION ALL
+    SELECT r.user_id, r.invited_by_id, c.depth + 1
+    FROM referrals_referral r JOIN chain c ON r.user_id = c.invited_by_id
+    WHERE c.depth < 1000000
+)
+SELECT user_id FROM chain WHERE invited_by_id IS NULL
+"""
+
+
+def _root_of(user_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(ROOT_QUERY, [user_id])
+        return cursor.fetchone()[0]

@@ -1,0 +1,85 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import update_names
+from accounts.throttles import AuthIPThrottle
+from referrals.selectors import get_invite_preview, get_profile, newest_invitees
+from referrals.serializers import ProfileSerializer
+from referrals.services import activate_invite_code
+
+
+class ProfileView(APIView):
+    class InputSerializer(serializers.Serializer):
+        first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    @extend_schema(responses=ProfileSerializer, tags=["profile"])
+    def get(self, request):
+        return Response(ProfileSerializer(get_profile(user_id=request.user.pk)).data)
+
+    @extend_schema(request=InputSerializer, responses=ProfileSerializer, tags=["profile"])
+    def patch(self, request):
+        payload = self.InputSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        update_names(user=request.user, **payload.validated_data)
+        return Response(ProfileSerializer(get_profile(user_id=request.user.pk)).data)
+
+
+class ActivateInviteCodeView(APIView):
+    class InputSerializer(serializers.Serializer):
+        invite_code = serializers.CharField(max_length=64)
+
+    @extend_schema(request=InputSerializer, responses=ProfileSerializer, tags=["profile"])
+    def post(self, request):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        activate_invite_code(user=request.user, code=payload.validated_data["invite_code"])
+        return Response(ProfileSerializer(get_profile(user_id=request.user.pk)).data)
+
+
+class NewestFirstCursor(CursorPagination):
+    ordering = ("-activated_at", "-user_id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class ListInviteesView(ListAPIView):
+    pagination_class = NewestFirstCursor
+
+    class OutputSerializer(serializers.Serializer):
+        phone = serializers.CharField(source="user__phone")
+        first_name = serializers.CharField(source="user__first_name")
+        last_name = serializers.CharField(source="user__last_name")
+        activated_at = serializers.DateTimeField()
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self):
+        return newest_invitees(inviter_id=self.request.user.pk).values(
+            "user_id", "user__phone", "user__first_name", "user__last_name", "activated_at"
+        )
+
+    @extend_schema(tags=["profile"])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PreviewInviteCodeView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthIPThrottle]
+    throttle_scope = "invite_preview"
+
+    class OutputSerializer(serializers.Serializer):
+        invite_code = serializers.CharField()
+        inviter = serializers.CharField(help_text="The inviter's phone, masked: +7 911 ***-**-00.")
+
+    @extend_schema(responses=OutputSerializer, tags=["invite codes"])
+    def get(self, request, code):
+        return Response(self.OutputSerializer(get_invite_preview(code=code)).data)

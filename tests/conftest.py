@@ -1,0 +1,109 @@
+import re
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+from rest_framework.test import APIClient
+
+from accounts import sms_backends
+from accounts.models import User
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (row locks, real concurrency)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        call_command("createcachetable", verbosity=0)
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def outbox():
+    sms_backends.outbox.clear()
+    yield sms_backends.outbox
+    sms_backends.outbox.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    counter = iter(range(10_000_000))
+
+    def make(phone=None, **fields):
+        return User.objects.create_user(phone or f"+7911{next(counter):07d}", **fields)
+
+    return make
+
+
+def code_sent_to(outbox, phone):
+    """The code in the newest SMS to `phone`."""
+    texts = [message["text"] for message in outbox if message["phone"] == phone]
+    assert texts, f"no SMS to {phone}"
+    return re.search(r"\b(\d{4})\b", texts[-1]).group(1)
+
+
+@pytest.fixture
+def sign_in(api, outbox):
+    """The whole flow through HTTP: request a code, read the SMS, exchange it for tokens."""
+
+    def run(phone="+79110000001"):
+        response = api.post("/api/v1/auth/code/", {"phone": phone}, format="json")
+        assert response.status_code == 200, response.json()
+        e164 = response.json()["phone"]
+        response = api.post("/api/v1/auth/token/", {"phone": e164, "code": code_sent_to(outbox, e164)}, format="json")
+        assert response.status_code == 200, response.json()
+        return response.json()
+
+    return run
+
+
+@pytest.fixture
+def authed(make_user):
+    """A client signed in as a fresh user (force_authenticate: for non-login tests)."""
+
+    def make(user=None):
+        user = user or make_user()
+        client = APIClient()
+        client.force_authenticate(user)
+        client.user = user
+        return client
+
+    return make
+
+
+def run_concurrently(count, work):
+    """Start `count` threads that call work(i) at the same instant; each has its own DB connection."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def target(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def is_postgres():
+    return connection.vendor == "postgresql"
