@@ -1,0 +1,121 @@
+"""No request, however malformed, gets a 500 or an HTML page: always the JSON envelope."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = [
+    "/api/v1/auth/code/",
+    "/api/v1/auth/token/",
+    "/api/v1/auth/token/refresh/",
+    "/api/v1/auth/logout/",
+    "/api/v1/me/invite/",
+]
+
+
+def assert_envelope(response, status, code=None):
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["code"], str) and body["code"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert set(body) <= {"code", "detail", "errors"}
+    if code:
+        assert body["code"] == code
+    return body
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "parse_error"),
+        (b"\xff\xfe\x00binary", "application/json", 400, "parse_error"),
+        (b"[1, 2, 3]", "application/json", 400, "invalid"),
+        (b'"a string"', "application/json", 400, "invalid"),
+        (b"null", "application/json", 400, "invalid"),
+        (b"phone=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"<xml/>", "text/xml", 415, "unsupported_media_type"),
+        (b"", "application/json", 400, None),
+    ],
+)
+def test_malformed_bodies_get_the_envelope(api, authed, url, body, content_type, status, code):
+    client = authed() if url.startswith("/api/v1/me") else api
+    response = client.generic("POST", url, body, content_type=content_type)
+
+    assert_envelope(response, status, code)
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"phone": 79110000000.5, "code": [], "refresh": {}, "invite_code": 5},
+        {"phone": True, "code": False, "refresh": None, "invite_code": None},
+        {"phone": {"a": 1}, "code": {"b": 2}, "refresh": [1], "invite_code": ["ABCDEF"]},
+        {"phone": "+7911\x000000000", "code": "12\x0034", "refresh": "a\x00b", "invite_code": "ABC\x00EF"},
+        {"phone": "9" * 10_000, "code": "1" * 10_000, "refresh": "r" * 10_000, "invite_code": "A" * 10_000},
+        {"unknown": "field", "another": [1, 2]},
+    ],
+)
+def test_wrong_types_nul_bytes_and_long_strings_are_400(api, authed, url, payload):
+    client = authed() if url.startswith("/api/v1/me") else api
+    response = client.post(url, payload, format="json")
+
+    assert_envelope(response, 400)
+
+
+def test_huge_body_is_413_before_parsing(api):
+    body = json.dumps({"phone": "+79110000000", "padding": "x" * 200_000})
+
+    response = api.generic("POST", "/api/v1/auth/code/", body, content_type="application/json")
+
+    assert_envelope(response, 413, "request_too_large")
+
+
+def test_unknown_fields_are_ignored(api, outbox):
+    response = api.post("/api/v1/auth/code/", {"phone": "+79110000000", "is_staff": True}, format="json")
+
+    assert response.status_code == 200
+
+
+def test_other_script_digits_in_a_phone_are_read_as_digits(api, outbox):
+    response = api.post("/api/v1/auth/code/", {"phone": "+٧٩١١٠٠٠٠٠٠٠"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["phone"] == "+79110000000"
+
+
+def test_other_script_digits_in_a_code_are_invalid_code(api, outbox):
+    response = api.post("/api/v1/auth/token/", {"phone": "+79110000000", "code": "١٢٣٤"}, format="json")
+
+    assert_envelope(response, 400, "invalid_code")
+
+
+def test_missing_fields_list_every_field(api):
+    response = api.post("/api/v1/auth/token/", {}, format="json")
+
+    body = assert_envelope(response, 400, "invalid")
+    assert set(body["errors"]) == {"phone", "code"}
+
+
+def test_unknown_api_path_is_json_404(api):
+    assert_envelope(api.get("/api/v1/nope/"), 404, "not_found")
+
+
+def test_wrong_method_is_json_405(api):
+    assert_envelope(api.get("/api/v1/auth/code/"), 405, "method_not_allowed")
+
+
+def test_unsupported_accept_is_json_406_or_served_as_json(api, outbox):
+    response = api.post("/api/v1/auth/code/", {"phone": "+79110000000"}, format="json", HTTP_ACCEPT="text/html")
+
+    assert response.status_code in {200, 406}
+    assert response["Content-Type"].startswith("application/json")
+
+
+def test_health_endpoints(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ok", "database": "ok"}

@@ -1,0 +1,221 @@
+"""Every one-time code rule of DESIGN.md, each limit at its boundary. Time moves by editing stored timestamps."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
+from tests.conftest import code_sent_to
+
+pytestmark = pytest.mark.django_db
+
+CODE_URL = "/api/v1/auth/code/"
+TOKEN_URL = "/api/v1/auth/token/"
+PHONE = "+79110000001"
+
+
+def request_code(api, phone=PHONE):
+    return api.post(CODE_URL, {"phone": phone}, format="json")
+
+
+def check(api, code, phone=PHONE):
+    return api.post(TOKEN_URL, {"phone": phone, "code": code}, format="json")
+
+
+def age_sends(delta, phone=PHONE):
+    for send in CodeSend.objects.filter(phone=phone):
+        send.sent_at -= delta
+        send.save()
+
+
+def wrong(code):
+    return f"{(int(code) + 1) % 10000:04d}"
+
+
+def test_code_is_four_ascii_digits(api, outbox):
+    request_code(api)
+
+    code = code_sent_to(outbox, PHONE)
+    assert len(code) == 4 and code.isascii() and code.isdigit()
+
+
+def test_second_code_within_a_minute_is_throttled_with_retry_after(api, outbox):
+    assert request_code(api).status_code == 200
+
+    response = request_code(api)
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert 55 <= int(response["Retry-After"]) <= 60
+    assert len(outbox) == 1
+
+
+def test_new_code_after_a_minute_replaces_the_old_one(api, outbox):
+    request_code(api)
+    old = code_sent_to(outbox, PHONE)
+    age_sends(timedelta(seconds=61))
+
+    assert request_code(api).status_code == 200
+    new = code_sent_to(outbox, PHONE)
+    if old != new:
+        assert check(api, old).json()["code"] == "invalid_code"
+    assert check(api, new).status_code == 200
+
+
+def test_at_most_five_codes_an_hour(api, outbox):
+    for _ in range(5):
+        assert request_code(api).status_code == 200
+        age_sends(timedelta(seconds=61))
+
+    response = request_code(api)
+
+    assert response.status_code == 429
+    # The oldest of the five was sent 5 * 61 s ago; it leaves the hour window then.
+    assert 3600 - 5 * 61 - 5 <= int(response["Retry-After"]) <= 3600 - 5 * 61
+    assert len(outbox) == 5
+
+
+def test_at_most_ten_codes_a_day(api, outbox):
+    for _ in range(10):
+        assert request_code(api).status_code == 200
+        age_sends(timedelta(minutes=13))  # 5 an hour would still allow these
+
+    response = request_code(api)
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 3600  # the day window, not the hour window
+    assert len(outbox) == 10
+
+
+@override_settings(OTP_GLOBAL_SENDS_PER_HOUR=2)
+def test_global_hourly_budget_holds_across_phones(api, outbox):
+    assert request_code(api, "+79110000001").status_code == 200
+    assert request_code(api, "+79110000002").status_code == 200
+
+    response = request_code(api, "+79110000003")
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= 3600
+    assert len(outbox) == 2
+
+
+def test_code_expires_after_five_minutes(api, outbox):
+    request_code(api)
+    PhoneChallenge.objects.filter(phone=PHONE).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = check(api, code_sent_to(outbox, PHONE))
+
+    assert response.status_code == 400
+    assert response.json() == {"code": "code_expired", "detail": response.json()["detail"]}
+
+
+def test_code_still_works_just_before_expiry(api, outbox):
+    request_code(api)
+    PhoneChallenge.objects.filter(phone=PHONE).update(expires_at=timezone.now() + timedelta(seconds=2))
+
+    assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
+
+
+def test_five_wrong_attempts_kill_the_code(api, outbox):
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+
+    answers = [check(api, wrong(code)).json()["code"] for _ in range(5)]
+    final = check(api, code)
+
+    assert answers == ["invalid_code"] * 5
+    assert final.status_code == 400
+    assert final.json()["code"] == "code_expired"
+
+
+def test_four_wrong_attempts_leave_the_code_alive(api, outbox):
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+
+    for _ in range(4):
+        check(api, wrong(code))
+
+    assert check(api, code).status_code == 200
+
+
+def test_ten_failed_checks_lock_the_phone_even_with_a_new_code(api, outbox):
+    for _ in range(2):
+        request_code(api)
+        code = code_sent_to(outbox, PHONE)
+        for _ in range(5):
+            assert check(api, wrong(code)).status_code == 400
+        age_sends(timedelta(seconds=61))
+    request_code(api)  # a new code never resets the failure count
+
+    response = check(api, code_sent_to(outbox, PHONE))
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert 23 * 3600 < int(response["Retry-After"]) <= 24 * 3600
+
+
+def test_lock_lifts_when_the_failures_leave_the_day_window(api, outbox):
+    CheckFailure.objects.bulk_create(
+        [CheckFailure(phone=PHONE, failed_at=timezone.now() - timedelta(hours=24, seconds=1)) for _ in range(10)]
+    )
+    request_code(api)
+
+    assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
+
+
+def test_nine_failures_do_not_lock(api, outbox):
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE) for _ in range(9)])
+    request_code(api)
+
+    assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
+
+
+def test_check_without_any_code_is_refused(api):
+    response = check(api, "1234")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "code_expired"
+
+
+@override_settings(SMS_BACKEND="tests.sms_doubles.FailingBackend")
+def test_failed_delivery_is_503_and_spends_no_limit(api, settings, outbox):
+    response = request_code(api)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "sms_delivery_failed"
+    assert CodeSend.objects.count() == 0
+    assert HourlySendBudget.objects.get().used == 0
+
+    settings.SMS_BACKEND = "memory"
+    assert request_code(api).status_code == 200  # straight away: the failure was not counted
+
+
+@override_settings(SMS_BACKEND="tests.sms_doubles.FailingBackend")
+def test_failed_delivery_keeps_the_previous_code(api, settings, outbox):
+    settings.SMS_BACKEND = "memory"
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+    age_sends(timedelta(seconds=61))
+    settings.SMS_BACKEND = "tests.sms_doubles.FailingBackend"
+
+    assert request_code(api).status_code == 503
+    assert check(api, code).status_code == 200
+
+
+@override_settings(OTP_TEST_PHONES={"+79990000000": "1234"})
+def test_test_phones_have_fixed_codes_no_sms_and_no_send_limits(api, outbox):
+    for _ in range(15):
+        assert request_code(api, "8 999 000 00 00").status_code == 200
+
+    assert outbox == []
+    assert check(api, "4321", "+79990000000").json()["code"] == "invalid_code"
+    response = check(api, "1234", "+79990000000")
+    assert response.status_code == 200
+    assert response.json()["created"] is True
+
+
+def test_test_phones_are_off_by_default(settings):
+    assert settings.OTP_TEST_PHONES == {}
