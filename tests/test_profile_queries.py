@@ -1,0 +1,45 @@
+"""The profile and invitee pages cost the same number of queries for 1 invitee and for 100,000."""
+
+import pytest
+from django.db import connection
+
+from tests.referral_graph import make_invitees
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "invitee_count", [1, pytest.param(100_000, marks=pytest.mark.postgres, id="100k")]
+)  # fmt: skip
+def test_query_count_is_constant(authed, invitee_count, django_assert_max_num_queries):
+    client = authed()
+    make_invitees(client.user, invitee_count)
+
+    with django_assert_max_num_queries(2):  # user + inviter + counter, newest invitees
+        profile = client.get("/api/v1/me/")
+    with django_assert_max_num_queries(1):  # one page by index range
+        first_page = client.get("/api/v1/me/invitees/")
+    with django_assert_max_num_queries(1):
+        second_page = client.get(first_page.json()["next"]) if first_page.json()["next"] else first_page
+
+    assert profile.json()["invitees_count"] == invitee_count
+    assert len(profile.json()["invitees"]) == min(100, invitee_count)
+    assert len(first_page.json()["results"]) == min(50, invitee_count)
+    assert second_page.status_code == 200
+
+
+@pytest.mark.postgres
+def test_invitee_queries_use_the_newest_first_index(authed):
+    client = authed()
+    make_invitees(client.user, 20_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE referrals_referral")
+        cursor.execute(
+            "EXPLAIN SELECT user_id FROM referrals_referral WHERE invited_by_id = %s "
+            "ORDER BY activated_at DESC, user_id DESC LIMIT 100",
+            [client.user.pk],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "referral_invitees_newest" in plan, plan
+    assert "Sort" not in plan, plan

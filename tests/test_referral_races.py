@@ -1,0 +1,91 @@
+"""Activation rules under real concurrent requests: threads with their own connections."""
+
+from collections import Counter
+
+import pytest
+from rest_framework.test import APIClient
+
+from referrals.models import Referral
+from tests.conftest import run_concurrently
+from tests.referral_graph import assert_forest, inviter_map
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROUNDS = 20
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def activate(user, code):
+    response = client_for(user).post("/api/v1/me/invite/", {"invite_code": code}, format="json")
+    return response.status_code, response.json().get("code")
+
+
+def code_of(user):
+    return Referral.objects.get(user=user).invite_code
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_one_user_activating_twelve_codes_at_once_gets_one(make_user, round_):
+    user = make_user()
+    codes = [code_of(make_user()) for _ in range(12)]
+
+    results = run_concurrently(12, lambda i: activate(user, codes[i]))
+
+    assert Counter(status for status, _ in results) == {200: 1, 409: 11}
+    assert Referral.objects.filter(invited_by__isnull=False).count() == 1
+    assert sum(Referral.objects.values_list("invitees_count", flat=True)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_four_cycle_race_gives_one_activation_and_one_cycle(make_user, round_):
+    a, b, c, d = (make_user() for _ in range(4))
+    assert activate(b, code_of(c))[0] == 200  # B invited by C
+    assert activate(d, code_of(a))[0] == 200  # D invited by A
+    moves = [(a, code_of(b)), (c, code_of(d))]  # together they would close A->B->C->D->A
+
+    results = run_concurrently(2, lambda i: activate(*moves[i]))
+
+    assert sorted(results, key=str) == sorted([(200, None), (400, "invite_cycle")], key=str)
+    assert_forest(inviter_map())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_two_users_activating_each_other_at_once_give_one(make_user, round_):
+    a, b = make_user(), make_user()
+    moves = [(a, code_of(b)), (b, code_of(a))]
+
+    results = run_concurrently(2, lambda i: activate(*moves[i]))
+
+    assert sorted(results, key=str) == sorted([(200, None), (400, "invite_cycle")], key=str)
+    assert_forest(inviter_map())
+
+
+@pytest.mark.postgres
+def test_many_users_racing_in_a_ring_never_close_it(make_user):
+    users = [make_user() for _ in range(8)]
+    codes = [code_of(user) for user in users]
+
+    results = run_concurrently(8, lambda i: activate(users[i], codes[(i + 1) % 8]))
+
+    assert Counter(status for status, _ in results) == {200: 7, 400: 1}
+    assert_forest(inviter_map())
+
+
+def test_concurrent_activations_wait_on_any_database(make_user):
+    """On SQLite too: writers queue, and "database is locked" never reaches a client."""
+    inviter = make_user()
+    users = [make_user() for _ in range(6)]
+    code = code_of(inviter)
+
+    results = run_concurrently(6, lambda i: activate(users[i], code))
+
+    assert [status for status, _ in results] == [200] * 6
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 6

@@ -1,0 +1,269 @@
+"""Invite codes, activation rules, the profile and the invitee pages, through HTTP."""
+
+import pytest
+from django.test import override_settings
+
+from referrals.invite_codes import ALPHABET
+from referrals.models import Referral
+from tests.referral_graph import make_invitees
+
+pytestmark = pytest.mark.django_db
+
+INVITE_URL = "/api/v1/me/invite/"
+
+
+def code_of(user):
+    return Referral.objects.get(user=user).invite_code
+
+
+def activate(client, code):
+    return client.post(INVITE_URL, {"invite_code": code}, format="json")
+
+
+def test_every_new_user_gets_a_six_character_unambiguous_code(make_user):
+    codes = [code_of(make_user()) for _ in range(50)]
+
+    assert all(len(code) == 6 and set(code) <= set(ALPHABET) for code in codes)
+    assert not set("0O1IL") & set(ALPHABET)
+    assert len(set(codes)) == 50
+
+
+def test_code_collision_draws_again(make_user, monkeypatch):
+    taken = code_of(make_user())
+    draws = iter([taken, taken, "ZZZZZZ"])
+    monkeypatch.setattr("referrals.services.generate_invite_code", lambda: next(draws))
+
+    assert code_of(make_user()) == "ZZZZZZ"
+
+
+def test_activation_links_the_user_to_the_inviter(authed, make_user):
+    inviter, client = make_user(), authed()
+
+    response = activate(client, code_of(inviter))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["activated_invite_code"] == code_of(inviter)
+    assert body["invited_by"] == inviter.phone
+    assert body["activated_at"] is not None
+
+
+def test_code_input_is_trimmed_and_case_insensitive(authed, make_user):
+    inviter, client = make_user(), authed()
+
+    response = activate(client, f"  {code_of(inviter).lower()} \n")
+
+    assert response.status_code == 200
+    assert response.json()["invited_by"] == inviter.phone
+
+
+def test_same_code_again_is_an_idempotent_retry(authed, make_user):
+    inviter, client = make_user(), authed()
+    first = activate(client, code_of(inviter))
+
+    again = activate(client, code_of(inviter))
+
+    assert again.status_code == 200
+    assert again.json()["activated_at"] == first.json()["activated_at"]
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 1
+
+
+def test_a_different_code_after_activation_is_409(authed, make_user):
+    client = authed()
+    activate(client, code_of(make_user()))
+
+    response = activate(client, code_of(make_user()))
+
+    assert response.status_code == 409
+    assert response.json() == {"code": "invite_code_already_activated", "detail": response.json()["detail"]}
+
+
+def test_own_code_is_rejected(authed):
+    client = authed()
+
+    response = activate(client, code_of(client.user))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "own_invite_code"
+
+
+@pytest.mark.parametrize("code", ["ZZZZZZ", "ABC", "0O1IL0", "", "   "])
+def test_unknown_code_is_invite_code_not_found(authed, code):
+    response = activate(authed(), code)
+
+    assert response.status_code == 400
+    assert response.json()["code"] in {"invite_code_not_found", "invalid"}
+
+
+def test_unknown_well_formed_code_is_invite_code_not_found(authed):
+    response = activate(authed(), "ZZZZZZ")
+
+    assert response.json() == {"code": "invite_code_not_found", "detail": "No user has this invite code."}
+
+
+def test_direct_cycle_is_refused(authed):
+    a, b = authed(), authed()
+    assert activate(a, code_of(b.user)).status_code == 200
+
+    response = activate(b, code_of(a.user))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invite_cycle"
+
+
+def test_long_cycle_is_refused(authed):
+    a, b, c, d = authed(), authed(), authed(), authed()
+    activate(a, code_of(b.user))  # a invited by b
+    activate(b, code_of(c.user))  # b invited by c
+    activate(c, code_of(d.user))  # c invited by d
+
+    response = activate(d, code_of(a.user))
+
+    assert response.json()["code"] == "invite_cycle"
+    assert Referral.objects.get(pk=d.user.pk).invited_by_id is None
+
+
+def test_activation_requires_authentication(api, make_user):
+    response = activate(api, code_of(make_user()))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_profile_has_every_field_of_the_contract(authed, make_user):
+    inviter, client = make_user(first_name="Ann"), authed()
+    activate(client, code_of(inviter))
+
+    body = client.get("/api/v1/me/").json()
+
+    assert set(body) == {
+        "id", "phone", "first_name", "last_name", "date_joined", "invite_code", "invite_url",
+        "activated_invite_code", "invited_by", "activated_at", "invitees", "invitees_count",
+    }  # fmt: skip
+    assert body["invite_url"] is None
+    inviter_client = authed(inviter)
+    inviter_body = inviter_client.get("/api/v1/me/").json()
+    assert inviter_body["invitees"] == [client.user.phone]
+    assert inviter_body["invitees_count"] == 1
+    assert inviter_body["invited_by"] is None and inviter_body["activated_invite_code"] is None
+
+
+@override_settings(INVITE_URL_TEMPLATE="https://app.example.com/i/{code}")
+def test_invite_url_follows_the_template(authed):
+    client = authed()
+
+    body = client.get("/api/v1/me/").json()
+
+    assert body["invite_url"] == f"https://app.example.com/i/{body['invite_code']}"
+
+
+def test_profile_lists_the_hundred_newest_invitees_and_counts_all(authed):
+    client = authed()
+    make_invitees(client.user, 150)
+
+    body = client.get("/api/v1/me/").json()
+
+    assert body["invitees_count"] == 150
+    assert len(body["invitees"]) == 100
+    assert body["invitees"][0] == "+79120000149"  # the newest first
+    assert body["invitees"][-1] == "+79120000050"
+
+
+def test_patch_changes_names_only(authed):
+    client = authed()
+    before = client.get("/api/v1/me/").json()
+
+    response = client.patch(
+        "/api/v1/me/",
+        {"first_name": "Иван", "last_name": "Петров", "phone": "+79000000000", "invite_code": "ZZZZZZ", "id": 1},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    after = response.json()
+    assert (after["first_name"], after["last_name"]) == ("Иван", "Петров")
+    assert {k: v for k, v in after.items() if "name" not in k} == {k: v for k, v in before.items() if "name" not in k}
+
+
+def test_patch_validates_name_length(authed):
+    response = authed().patch("/api/v1/me/", {"first_name": "x" * 151}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["first_name"]
+
+
+def test_invitee_pages_are_newest_first_and_walk_every_invitee(authed):
+    client = authed()
+    make_invitees(client.user, 120)
+
+    seen, url = [], "/api/v1/me/invitees/"
+    while url:
+        page = client.get(url).json()
+        seen += page["results"]
+        url = page["next"]
+
+    assert len(seen) == 120
+    assert [row["phone"] for row in seen] == [f"+7912{i:07d}" for i in reversed(range(120))]
+    assert set(seen[0]) == {"phone", "first_name", "last_name", "activated_at"}
+
+
+def test_invitee_pages_are_stable_under_inserts(authed):
+    client = authed()
+    make_invitees(client.user, 60)
+    first = client.get("/api/v1/me/invitees/?page_size=20").json()
+    make_invitees(client.user, 5, phone_prefix="+7913")  # newer invitees arrive meanwhile
+
+    second = client.get(first["next"]).json()
+
+    assert [row["phone"] for row in second["results"]] == [f"+7912{i:07d}" for i in reversed(range(20, 40))]
+
+
+def test_bad_cursor_is_404_envelope(authed):
+    response = authed().get("/api/v1/me/invitees/?cursor=garbage")
+
+    assert response.status_code == 404
+    assert set(response.json()) == {"code", "detail"}
+
+
+def test_public_preview_masks_the_inviter_phone(api, make_user):
+    inviter = make_user("+79111234567")
+
+    response = api.get(f"/api/v1/invite-codes/{code_of(inviter).lower()}/")
+
+    assert response.status_code == 200
+    assert response.json() == {"invite_code": code_of(inviter), "inviter": "+7 911 ***-**-67"}
+
+
+def test_public_preview_of_unknown_code_is_404(api):
+    response = api.get("/api/v1/invite-codes/ZZZZZZ/")
+
+    assert response.status_code == 404
+    assert response.json() == {"code": "invite_code_not_found", "detail": "No user has this invite code."}
+
+
+def test_public_preview_is_throttled_per_ip(api, make_user, settings):
+    settings.AUTH_IP_RATE = "2/minute"
+    code = code_of(make_user())
+
+    statuses = [api.get(f"/api/v1/invite-codes/{code}/").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+
+
+def test_deleting_an_invitee_keeps_the_count_true(authed, make_user):
+    inviter, client = make_user(), authed()
+    activate(client, code_of(inviter))
+
+    client.user.delete()
+
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
+
+
+def test_deleting_an_inviter_keeps_the_activation_spent(authed, make_user):
+    inviter, client = make_user(), authed()
+    activate(client, code_of(inviter))
+    inviter.delete()
+
+    response = activate(client, code_of(make_user()))
+
+    assert response.status_code == 409
