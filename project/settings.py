@@ -185,7 +185,7 @@ SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
 SMSAERO_API_KEY = env("SMSAERO_API_KEY", default="")
 EXOLVE_API_KEY = env("EXOLVE_API_KEY", default="")
 EXOLVE_SENDER = env("EXOLVE_SENDER", default="")
-# One gate, tried once, so a send never outlasts SMS_TIMEOUT; point at a mirror gate or a local fake.
+# One gate, tried once (the library would walk three, one timeout each); a mirror gate or a local fake.
 SMSAERO_URL = env("SMSAERO_URL", default="https://gate.smsaero.ru/v2/")
 SMSAERO_SIGN = env("SMSAERO_SIGN", default="SMS Aero")
 EXOLVE_URL = env("EXOLVE_URL", default="https://api.exolve.ru")
