@@ -187,6 +187,10 @@ SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
 SMSAERO_API_KEY = env("SMSAERO_API_KEY", default="")
 EXOLVE_API_KEY = env("EXOLVE_API_KEY", default="")
 EXOLVE_SENDER = env("EXOLVE_SENDER", default="")
+# One gate, tried once (the library would walk three, one timeout each); a mirror gate or a local fake.
+SMSAERO_URL = env("SMSAERO_URL", default="https://gate.smsaero.ru/v2/")
+SMSAERO_SIGN = env("SMSAERO_SIGN", default="SMS Aero")
+EXOLVE_URL = env("EXOLVE_URL", default="https://api.exolve.ru")
 
 # The profile that sign-in replies carry; referrals widens the accounts' own one.
 ACCOUNTS_PROFILE_SELECTOR = "referrals.selectors.get_profile"
@@ -212,5 +216,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # smsaero-api logs each request's URL (API key included) and body (the code) at DEBUG.
+        "smsaero": {"level": "WARNING"},
+    },
 }
