@@ -44,6 +44,9 @@ def request_code(*, phone: str) -> CodeSent:
     except SmsDeliveryError as exc:
         _release_send(send)
         raise SmsDeliveryFailed() from exc
+    except BaseException:
+        _release_send(send)  # a bug in a backend still must not cost the person their limits
+        raise
     _install_code(phone=phone, code=code)
     return sent
 

@@ -217,3 +217,19 @@ def test_test_phones_have_fixed_codes_no_sms_and_no_send_limits(api, outbox):
 
 def test_test_phones_are_off_by_default(settings):
     assert settings.OTP_TEST_PHONES == {}
+
+
+def test_a_crashing_backend_spends_no_limit(api, settings):
+    settings.SMS_BACKEND = "tests.sms_doubles.CrashingBackend"
+    api.raise_request_exception = False
+
+    assert request_code(api).status_code == 500
+    assert CodeSend.objects.count() == 0
+
+
+def test_unknown_sms_backend_fails_the_system_check(settings):
+    from django.core.checks import run_checks
+
+    settings.SMS_BACKEND = "carrier-pigeon"
+
+    assert [error.id for error in run_checks()] == ["accounts.E001"]

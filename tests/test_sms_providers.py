@@ -350,7 +350,7 @@ def test_send_test_sms_exits_non_zero_on_failure():
     }
     manage = Path(__file__).resolve().parent.parent / "manage.py"
 
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, str(manage), "send_test_sms", PHONE],
         env=environment,
         capture_output=True,

@@ -1,0 +1,18 @@
+from django.conf import settings
+from django.core.checks import Error, register
+from django.utils.module_loading import import_string
+
+from accounts.sms_backends import BACKENDS
+
+
+@register()
+def sms_backend_exists(app_configs, **kwargs):
+    """An unknown SMS_BACKEND fails at start-up, not on the first person's sign-in."""
+    name = settings.SMS_BACKEND
+    try:
+        import_string(BACKENDS.get(name, name))
+    except ImportError:
+        return [
+            Error(f"SMS_BACKEND={name!r} is not one of {sorted(BACKENDS)} nor an importable class.", id="accounts.E001")
+        ]
+    return []
