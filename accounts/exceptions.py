@@ -24,3 +24,9 @@ class SmsDeliveryFailed(APIException):
     status_code = 503
     default_detail = _("The SMS could not be sent. Please try again shortly.")
     default_code = "sms_delivery_failed"
+
+
+class AccountDisabled(APIException):
+    status_code = 403
+    default_detail = _("This account is disabled.")
+    default_code = "account_disabled"

@@ -9,11 +9,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import Throttled
 
 from accounts import otp
-from accounts.exceptions import CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
+from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
 from accounts.phone_numbers import may_receive_codes
 from accounts.sms_backends import SmsDeliveryError, get_backend
@@ -93,25 +94,37 @@ class Check(Enum):
     LOCKED = "locked"
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    outcome: Check
+    retry_after: int | None = None
+    user: User | None = None
+    created: bool = False
+
+
 def sign_in(*, phone: str, code: str) -> tuple[User, bool]:
     """The user behind `phone` if `code` is its live code, created on the first success."""
     fixed = otp.fixed_code_for(phone)
     if fixed is not None:
-        if code != fixed:
+        if not constant_time_compare(code, fixed):
             raise InvalidCode()
-        return User.objects.get_or_create(phone=phone)
-    outcome, wait, user, created = _check_code(phone=phone, code=code)
-    if outcome is Check.LOCKED:
-        raise Throttled(wait=wait, detail=_("Too many wrong codes for this phone. Try again later."))
-    if outcome is Check.DEAD:
-        raise CodeExpired()
-    if outcome is Check.WRONG:
-        raise InvalidCode()
+        user, created = User.objects.get_or_create(phone=phone)
+    else:
+        result = _check_code(phone=phone, code=code)
+        if result.outcome is Check.LOCKED:
+            raise Throttled(wait=result.retry_after, detail=_("Too many wrong codes for this phone. Try again later."))
+        if result.outcome is Check.DEAD:
+            raise CodeExpired()
+        if result.outcome is Check.WRONG:
+            raise InvalidCode()
+        user, created = result.user, result.created
+    if not user.is_active:
+        raise AccountDisabled()
     return user, created
 
 
 @transaction.atomic
-def _check_code(*, phone: str, code: str):
+def _check_code(*, phone: str, code: str) -> CheckResult:
     """Spend the code on a match; record every refusal (it must commit, so nothing raises here)."""
     now = timezone.now()
     challenge = _lock_challenge(phone)
@@ -119,20 +132,20 @@ def _check_code(*, phone: str, code: str):
     failures = list(CheckFailure.objects.filter(phone=phone).order_by("-failed_at").values_list("failed_at", flat=True))
     if len(failures) >= settings.OTP_FAILURES_PER_DAY:
         oldest_counted = failures[settings.OTP_FAILURES_PER_DAY - 1]
-        return Check.LOCKED, _seconds_until(oldest_counted + DAY, now=now), None, False
+        return CheckResult(Check.LOCKED, retry_after=_seconds_until(oldest_counted + DAY, now=now))
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
         CheckFailure.objects.create(phone=phone, failed_at=now)
-        return Check.DEAD, None, None, False
+        return CheckResult(Check.DEAD)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
         challenge.attempts += 1
         challenge.save(update_fields=["attempts"])
         CheckFailure.objects.create(phone=phone, failed_at=now)
-        return Check.WRONG, None, None, False
+        return CheckResult(Check.WRONG)
     challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
     challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
     user, created = User.objects.get_or_create(phone=phone)
-    return Check.PASSED, None, user, created
+    return CheckResult(Check.PASSED, user=user, created=created)
 
 
 def _lock_challenge(phone: str) -> PhoneChallenge:

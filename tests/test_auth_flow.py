@@ -163,3 +163,25 @@ def test_sms_text_carries_the_code_and_nothing_is_stored_in_clear(api, outbox):
 
     assert code not in challenge.code_hash
     assert len(challenge.code_hash) == 64
+
+
+def test_disabled_account_gets_no_tokens(api, outbox, make_user):
+    make_user("+79110000001", is_active=False)
+    api.post(CODE_URL, {"phone": "+79110000001"}, format="json")
+
+    response = api.post(
+        TOKEN_URL, {"phone": "+79110000001", "code": code_sent_to(outbox, "+79110000001")}, format="json"
+    )
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "account_disabled"
+
+
+def test_disabled_account_cannot_refresh(api, sign_in, django_user_model):
+    tokens = sign_in("+79110000001")
+    django_user_model.objects.filter(phone="+79110000001").update(is_active=False)
+
+    response = api.post(REFRESH_URL, {"refresh": tokens["refresh"]}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
