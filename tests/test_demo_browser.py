@@ -1,11 +1,13 @@
 """The demo page in a real browser (Debian's Chromium driven by Playwright) against a live server."""
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from accounts.models import User
+from referrals.models import Referral
 from referrals.services import activate_invite_code
 from tests.conftest import code_sent_to
 
@@ -58,7 +60,7 @@ def open_page(browser, live_server):
     contexts, errors = [], []
 
     def open_(locale="en-US"):
-        context = browser.new_context(locale=locale, viewport=PHONE_SIZE, device_scale_factor=2)
+        context = browser.new_context(locale=locale, timezone_id="UTC", viewport=PHONE_SIZE, device_scale_factor=2)
         context.set_default_timeout(5_000)
         contexts.append(context)
         page = context.new_page()
@@ -111,8 +113,22 @@ def test_invitee_activates_a_code_and_the_inviter_sees_them(open_page, outbox):
     sync_api.expect(inviter.locator("#invitees li")).to_contain_text("+79110000002 Boris")
     sync_api.expect(inviter.locator("#invitees-count")).to_have_text("1")
     screenshot(inviter, "inviter-sees-invitee")
+    write_readme_screenshot(inviter, inviter_code)
+
+
+def write_readme_screenshot(page, invite_code):
+    # A fixed code and fixed dates make the picture the same on every run, so the suite leaves
+    # the committed docs/demo.png untouched on a given machine.
+    moment = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+    referral = Referral.objects.get(invite_code=invite_code)
+    User.objects.filter(pk=referral.pk).update(date_joined=moment)
+    Referral.objects.filter(pk=referral.pk).update(invite_code="K7QX3M")
+    Referral.objects.filter(invited_by=referral).update(activated_at=moment)
+    page.reload()
+    sync_api.expect(page.get_by_label("Your invite code")).to_have_value("K7QX3M")
+    sync_api.expect(page.locator("#invitees li")).to_have_count(1)
     SCREENSHOT.parent.mkdir(exist_ok=True)
-    inviter.screenshot(path=SCREENSHOT, full_page=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
 
 
 def test_wrong_invite_code_shows_its_error_next_to_the_field(open_page, outbox):

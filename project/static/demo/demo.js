@@ -344,6 +344,7 @@ function start() {
   }
 
   if (tokens.refresh) {
+    $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
     busy(document.querySelector("main"), loadProfile);
   } else {
     showSignIn();
