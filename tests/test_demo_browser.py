@@ -214,15 +214,27 @@ def test_more_button_pages_through_invitees_with_the_cursor(open_page, outbox):
     sync_api.expect(page.get_by_role("button", name="More")).to_be_hidden()
 
 
-def test_copy_button_puts_the_invite_code_on_the_clipboard(open_page, outbox):
+def test_copy_buttons_put_the_invite_code_and_link_on_the_clipboard(open_page, outbox, settings):
+    settings.INVITE_URL_TEMPLATE = "https://app.example.com/i/{code}"
     page = open_page()
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, outbox, "+79110000008")
+    code = page.get_by_label("Your invite code").input_value()
 
-    page.get_by_role("button", name="Copy").first.click()
-
+    page.locator("#copy-code").click()
     sync_api.expect(page.locator("#copy-status")).to_have_text("Copied.")
-    assert page.evaluate("navigator.clipboard.readText()") == page.get_by_label("Your invite code").input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == code
+
+    sync_api.expect(page.get_by_label("Invite link")).to_have_value(f"https://app.example.com/i/{code}")
+    page.locator("#copy-url").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"https://app.example.com/i/{code}"
+
+
+def test_invite_link_is_hidden_without_a_template(open_page, outbox):
+    page = open_page()
+    sign_in(page, outbox, "+79110000009")
+
+    sync_api.expect(page.get_by_label("Invite link")).to_be_hidden()
 
 
 def test_russian_browser_gets_russian_labels_and_sends_its_language(open_page):
