@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from project import health
+from project.demo import DemoPageView
 
 handler400 = "project.exception_handler.bad_request"
 handler404 = "project.exception_handler.page_not_found"
@@ -17,4 +18,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("", DemoPageView.as_view(), name="demo"),
 ]

@@ -1,0 +1,354 @@
+// The demo page: drives the public API (/api/v1/) with fetch, keeps the tokens in sessionStorage.
+"use strict";
+
+const API = "/api/v1/";
+const INVITEES_PAGE_SIZE = 10;
+
+// The page's own words; the API translates its error messages itself from Accept-Language.
+const MESSAGES = {
+  en: {
+    code_sent: "A {length}-digit code was sent to {phone}. It is valid for {minutes} min.",
+    copied: "Copied.",
+    copy_failed: "Could not copy: select the text and copy it by hand.",
+    saved: "Saved.",
+    activated: "Invite code activated.",
+    invited_by: "You were invited by {phone} (code {code}) on {date}.",
+    network: "The server could not be reached. Check the connection and try again.",
+    server_error: "The server replied with an error ({status}). Try again later.",
+    session_ended: "Your session has ended. Please sign in again.",
+    signed_out: "You have signed out.",
+  },
+  ru: {
+    title: "Вход по телефону и приглашения",
+    intro: "Войдите по коду из SMS, поделитесь своим кодом приглашения, активируйте чужой.",
+    sign_in: "Вход",
+    phone: "Номер телефона",
+    get_code: "Получить код",
+    code: "Код из SMS",
+    debug_hint: "Сервер разработки: SMS не отправляется, код — в логе сервера (строка вида «SMS to +7…: Your sign-in code: 1234»).",
+    sign_in_button: "Войти",
+    profile: "Ваш профиль",
+    joined: "С нами с",
+    own_code: "Ваш код приглашения",
+    copy: "Копировать",
+    invite_url: "Ссылка-приглашение",
+    inviter: "Кто вас пригласил",
+    invite_code: "Полученный код приглашения",
+    activate: "Активировать",
+    names: "Ваше имя",
+    first_name: "Имя",
+    last_name: "Фамилия",
+    save: "Сохранить",
+    invitees: "Вы пригласили",
+    no_invitees: "Ваш код пока никто не активировал.",
+    more: "Ещё",
+    sign_out: "Выйти",
+    api_docs: "Документация API",
+    page_title: "Вход по телефону и приглашения: демо",
+    code_sent: "Код из {length} цифр отправлен на {phone}. Он действует {minutes} мин.",
+    copied: "Скопировано.",
+    copy_failed: "Не удалось скопировать: выделите текст и скопируйте вручную.",
+    saved: "Сохранено.",
+    activated: "Код приглашения активирован.",
+    invited_by: "Вас пригласил {phone} (код {code}) {date}.",
+    network: "Сервер недоступен. Проверьте соединение и попробуйте ещё раз.",
+    server_error: "Сервер ответил ошибкой ({status}). Попробуйте позже.",
+    session_ended: "Сессия закончилась. Войдите снова.",
+    signed_out: "Вы вышли.",
+  },
+};
+
+const language = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
+
+function t(key, values = {}) {
+  const text = MESSAGES[language][key] ?? MESSAGES.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+function translatePage() {
+  document.documentElement.lang = language;
+  if (language === "en") return; // the HTML is written in English
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    const text = MESSAGES[language][element.dataset.i18n];
+    if (text) element.textContent = text;
+  }
+  document.title = t("page_title");
+}
+
+const $ = (id) => document.getElementById(id);
+
+// Tokens live for the tab only: closing it signs out, other sites' pages never see them.
+const tokens = {
+  get access() {
+    return sessionStorage.getItem("access");
+  },
+  get refresh() {
+    return sessionStorage.getItem("refresh");
+  },
+  save({ access, refresh }) {
+    sessionStorage.setItem("access", access);
+    sessionStorage.setItem("refresh", refresh);
+  },
+  clear() {
+    sessionStorage.removeItem("access");
+    sessionStorage.removeItem("refresh");
+  },
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.detail || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+class SessionEnded extends Error {}
+
+async function send(method, url, body, auth) {
+  const headers = { Accept: "application/json", "Accept-Language": navigator.language || "en" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (auth && tokens.access) headers.Authorization = `Bearer ${tokens.access}`;
+  return fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+// One refresh at a time: refresh tokens rotate, so a second concurrent refresh with the
+// same (now blacklisted) token would fail and sign the person out.
+let refreshing = null;
+
+function refreshTokens() {
+  refreshing ??= (async () => {
+    try {
+      const response = await send("POST", `${API}auth/token/refresh/`, { refresh: tokens.refresh }, false);
+      if (!response.ok) return false;
+      tokens.save(await response.json());
+      return true;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+async function call(method, url, body, { auth = true } = {}) {
+  let response = await send(method, url, body, auth);
+  if (response.status === 401 && auth) {
+    if (!tokens.refresh || !(await refreshTokens())) {
+      showSignIn(t("session_ended"));
+      throw new SessionEnded();
+    }
+    response = await send(method, url, body, auth);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// Errors ------------------------------------------------------------------------------
+
+function clearErrors(container) {
+  for (const element of container.querySelectorAll("[data-error-for]")) element.textContent = "";
+  for (const input of container.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+function messagesOf(error) {
+  if (!(error instanceof ApiError)) return null;
+  if (!error.body?.detail) return { "": t("server_error", { status: error.status }) };
+  const byField = {};
+  for (const [field, messages] of Object.entries(error.body.errors || {})) {
+    byField[field] = [messages].flat(Infinity).join(" ");
+  }
+  return Object.keys(byField).length ? byField : { "": error.body.detail };
+}
+
+// Each message goes next to the field it names; the rest beside the container's main field.
+function showErrors(container, error) {
+  clearErrors(container);
+  if (error instanceof SessionEnded) return;
+  if (!(error instanceof ApiError)) console.error(error);
+  const messages = messagesOf(error) ?? { "": t("network") };
+  let first = null;
+  for (const [field, text] of Object.entries(messages)) {
+    const target =
+      container.querySelector(`[data-error-for="${field}"]`) ||
+      container.querySelector(`[data-error-for="${container.dataset.errorField}"]`);
+    target.textContent = target.textContent ? `${target.textContent} ${text}` : text;
+    const input = container.querySelector(`[name="${target.dataset.errorFor}"]`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+    }
+  }
+  first?.focus();
+}
+
+// Runs a form's request with its buttons disabled; errors land next to its fields.
+async function busy(container, work) {
+  const buttons = container.querySelectorAll("button");
+  for (const button of buttons) button.disabled = true;
+  clearErrors(container);
+  try {
+    await work();
+  } catch (error) {
+    showErrors(container, error);
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+}
+
+function onSubmit(form, work) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form, () => work(new FormData(form)));
+  });
+}
+
+// Views -------------------------------------------------------------------------------
+
+let phone = null; // the E.164 form the API returned for the code request
+
+function showSignIn(message = "") {
+  tokens.clear();
+  $("profile").hidden = true;
+  $("sign-in").hidden = false;
+  $("code-form").hidden = true;
+  $("sign-in-status").textContent = message;
+  $("phone").focus();
+}
+
+function formatDate(value) {
+  return new Date(value).toLocaleString(language, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function showProfile(profile) {
+  $("sign-in").hidden = true;
+  $("profile").hidden = false;
+  $("profile-phone").textContent = profile.phone;
+  $("profile-joined").textContent = formatDate(profile.date_joined);
+  $("own-code").value = profile.invite_code;
+  $("invite-url-field").hidden = !profile.invite_url;
+  $("invite-url").value = profile.invite_url || "";
+  const activated = Boolean(profile.activated_invite_code);
+  $("inviter-info").hidden = !activated;
+  $("invite-form").hidden = activated;
+  if (activated) {
+    $("inviter-info").textContent = t("invited_by", {
+      phone: profile.invited_by ?? "—",
+      code: profile.activated_invite_code,
+      date: formatDate(profile.activated_at),
+    });
+  }
+  $("first-name").value = profile.first_name;
+  $("last-name").value = profile.last_name;
+  $("invitees-count").textContent = profile.invitees_count;
+}
+
+function addInvitees(page) {
+  for (const invitee of page.results) {
+    const item = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = [invitee.phone, invitee.first_name, invitee.last_name].filter(Boolean).join(" ");
+    const when = document.createElement("time");
+    when.dateTime = invitee.activated_at;
+    when.textContent = formatDate(invitee.activated_at);
+    item.append(who, " ", when);
+    $("invitees").append(item);
+  }
+  $("no-invitees").hidden = $("invitees").children.length > 0;
+  const more = $("more-invitees");
+  // `next` is an absolute URL built by the server; keep only its path so it stays same-origin.
+  const next = page.next && new URL(page.next, location.href);
+  more.dataset.next = next ? next.pathname + next.search : "";
+  more.hidden = !page.next;
+}
+
+async function loadInvitees() {
+  $("invitees").replaceChildren();
+  addInvitees(await call("GET", `${API}me/invitees/?page_size=${INVITEES_PAGE_SIZE}`));
+}
+
+async function loadProfile() {
+  showProfile(await call("GET", `${API}me/`));
+  await loadInvitees();
+}
+
+// Wiring ------------------------------------------------------------------------------
+
+function start() {
+  translatePage();
+
+  onSubmit($("phone-form"), async (data) => {
+    const sent = await call("POST", `${API}auth/code/`, { phone: data.get("phone") }, { auth: false });
+    phone = sent.phone;
+    $("code-sent").textContent = t("code_sent", {
+      length: sent.code_length,
+      phone: sent.phone,
+      minutes: Math.round(sent.expires_in / 60),
+    });
+    $("sign-in-status").textContent = "";
+    $("code-form").hidden = false;
+    $("code").value = "";
+    $("code").focus();
+  });
+
+  onSubmit($("code-form"), async (data) => {
+    const signedIn = await call("POST", `${API}auth/token/`, { phone, code: data.get("code") }, { auth: false });
+    tokens.save(signedIn);
+    showProfile(signedIn.user);
+    await busy($("invitees-box"), loadInvitees);
+  });
+
+  onSubmit($("invite-form"), async (data) => {
+    showProfile(await call("POST", `${API}me/invite/`, { invite_code: data.get("invite_code") }));
+    $("inviter-info").textContent += ` ${t("activated")}`;
+  });
+
+  onSubmit($("names-form"), async (data) => {
+    $("names-status").textContent = "";
+    const names = { first_name: data.get("first_name"), last_name: data.get("last_name") };
+    showProfile(await call("PATCH", `${API}me/`, names));
+    $("names-status").textContent = t("saved");
+  });
+
+  onSubmit($("logout-form"), async () => {
+    try {
+      await call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false });
+    } catch (error) {
+      // A refused token is signed out already; an unreachable server is not, so that error shows.
+      if (!(error instanceof ApiError)) throw error;
+    }
+    phone = null;
+    showSignIn(t("signed_out"));
+  });
+
+  $("more-invitees").addEventListener("click", () =>
+    busy($("invitees-box"), async () => addInvitees(await call("GET", $("more-invitees").dataset.next))),
+  );
+
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const source = $(button.dataset.copy);
+      try {
+        await navigator.clipboard.writeText(source.value);
+      } catch {
+        // No clipboard API outside secure contexts (plain http on a LAN address): the old way.
+        source.select();
+        if (!document.execCommand("copy")) {
+          $("copy-status").textContent = t("copy_failed");
+          return;
+        }
+      }
+      $("copy-status").textContent = t("copied");
+    });
+  }
+
+  if (tokens.refresh) {
+    $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
+    busy(document.querySelector("main"), loadProfile);
+  } else {
+    showSignIn();
+  }
+}
+
+start();

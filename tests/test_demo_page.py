@@ -1,0 +1,53 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def unhashed_static_files(settings):
+    # Production serves hashed names from collectstatic's manifest; tests run without collectstatic.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def test_demo_page_is_html_with_labels_and_its_own_static_files(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    for label in ("Phone number", "Code from the SMS", "Your invite code", "Invite code you received", "Sign out"):
+        assert label in html
+    assert '<meta name="viewport"' in html
+    assert 'src="/static/demo/demo.js"' in html
+    assert 'href="/static/demo/demo.css"' in html
+
+
+def test_static_files_are_served_by_the_app(client):
+    for path, content_type in (("/static/demo/demo.js", "text/javascript"), ("/static/demo/demo.css", "text/css")):
+        response = client.get(path)
+
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith(content_type)
+
+
+def test_every_field_has_a_label(client):
+    html = client.get("/").content.decode()
+
+    for field in ("phone", "code", "invite-code", "first-name", "last-name", "own-code", "invite-url"):
+        assert f'id="{field}"' in html
+        assert f'<label for="{field}"' in html
+
+
+def test_server_log_hint_only_in_development(client, settings):
+    settings.DEBUG = False
+    assert "server log" not in client.get("/").content.decode()
+
+    settings.DEBUG = True
+    assert "server log" in client.get("/").content.decode()
+
+
+def test_only_get(client):
+    assert client.post("/").status_code == 405
