@@ -1,7 +1,7 @@
 """The user admin, widened with referral data; accounts' own admin knows nothing of referrals."""
 
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_value, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -84,7 +84,8 @@ class UserAdmin(AccountsUserAdmin):
     @admin.display(description=_("activated at"))
     def activated_at(self, user):
         referral = referral_of(user)
-        return referral.activated_at if referral else None
+        # display_for_value: the local, localized form the admin uses for its own datetime fields.
+        return display_for_value(referral.activated_at if referral else None, self.get_empty_value_display())
 
     @admin.display(description=_("invitees"), ordering="referral__invitees_count")
     def invitees_count(self, user):

@@ -118,6 +118,8 @@ def test_change_page_shows_referral_data_read_only(admin_client, make_user):
     assert code_of(user) in html
     assert f'<a href="{change_url(inviter)}">+79110000001</a> ({code_of(inviter)})' in html
     assert f'href="{tree_url(user)}"' in html
+    activated = re.search(r'field-activated_at.*?<div class="readonly">([^<]*)</div>', html, re.S).group(1)
+    assert str(timezone.now().year) in activated
     form = response.context["adminform"].form
     assert not {"invite_code", "invited_by", "activated_at", "invitees_count"} & set(form.fields)
     assert 'name="invite_code"' not in html
@@ -226,7 +228,9 @@ def test_invite_tree_is_one_query_each_way_and_says_how_many_it_left_out(three_l
         (2, three_levels["a"].phone),
         (1, three_levels["a1"].phone),
     ]
-    assert isinstance(chain[0].activated_at, type(None)) and chain[1].activated_at <= timezone.now()
+    assert chain[0].activated_at is None and chain[1].activated_at <= timezone.now()
+    nearest = get_invite_chain(user_id=three_levels["a1x"].pk, limit=2)
+    assert [m.phone for m in nearest] == [three_levels["a"].phone, three_levels["a1"].phone]
 
 
 def test_invite_tree_page_says_how_many_are_not_shown(admin_client, three_levels, monkeypatch):
