@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 from referrals.models import Referral
-from referrals.selectors import get_invite_chain, get_invite_tree
+from referrals.selectors import INVITE_TREE_LIMIT, get_invite_chain, get_invite_tree
 
 
 def referral_of(user: User) -> Referral | None:
@@ -44,6 +44,7 @@ class UserAdmin(AccountsUserAdmin):
     # iexact: an invite code is found whichever case it is typed in.
     search_fields = (*AccountsUserAdmin.search_fields, "=referral__invite_code")
     search_help_text = _("Phone, name or invite code.")
+    invite_tree_limit = INVITE_TREE_LIMIT  # members listed on the invite tree page
     # Invite codes and activations are not fields of the form at all: only the activation
     # service writes them, so the admin shows them and nothing more.
     readonly_fields = (
@@ -114,7 +115,7 @@ class UserAdmin(AccountsUserAdmin):
             raise Http404(_("No such user."))
         if not self.has_view_permission(request, user):
             raise PermissionDenied
-        tree = get_invite_tree(user_id=user.pk)
+        tree = get_invite_tree(user_id=user.pk, limit=self.invite_tree_limit)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Invite tree of %(phone)s") % {"phone": user.phone},

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -234,8 +235,7 @@ def test_invite_tree_is_one_query_each_way_and_says_how_many_it_left_out(three_l
 
 
 def test_invite_tree_page_says_how_many_are_not_shown(admin_client, three_levels, monkeypatch):
-    monkeypatch.setattr("referrals.selectors.INVITE_TREE_LIMIT", 2)
-    monkeypatch.setattr(get_invite_tree, "__kwdefaults__", {"limit": 2})
+    monkeypatch.setattr(admin.site.get_model_admin(User), "invite_tree_limit", 2)
     response = admin_client.get(tree_url(three_levels["root"]))
     assert len(tree_rows(response)) == 2
     assert "3 more invitees are not shown" in response.content.decode()
