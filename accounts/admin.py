@@ -1,12 +1,48 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
+
+
+def written_phone_field():
+    # Longer than the stored E.164 (16): "+7 (911) 000-00-00" is what people type.
+    return forms.CharField(label=_("phone"), max_length=32)
+
+
+class PhoneFieldMixin:
+    """Stores the phone as E.164 whatever way staff typed it, as sign-in does."""
+
+    def clean_phone(self):
+        try:
+            return parse_phone(self.cleaned_data["phone"])
+        except InvalidPhoneNumber:
+            raise forms.ValidationError(_("Enter a valid phone number."), code="invalid_phone") from None
+
+
+class UserAddForm(PhoneFieldMixin, AdminUserCreationForm):
+    phone = written_phone_field()
+
+    class Meta:
+        model = User
+        fields = ("phone",)
+
+
+class UserEditForm(PhoneFieldMixin, UserChangeForm):
+    phone = written_phone_field()
+
+    class Meta:
+        model = User
+        fields = "__all__"
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
     ordering = ("-date_joined",)
     list_display = ("phone", "first_name", "last_name", "is_staff", "date_joined")
     list_filter = ("is_staff", "is_superuser", "is_active")
@@ -18,4 +54,5 @@ class UserAdmin(DjangoUserAdmin):
         (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "password1", "password2")}),)
+    # People sign in by SMS code: a password is only needed for staff, so it can be left off.
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "usable_password", "password1", "password2")}),)

@@ -1,0 +1,308 @@
+"""The Django admin: users with their referral data, read-only invite data, the invite tree."""
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from referrals.models import Referral
+from referrals.selectors import get_invite_chain, get_invite_tree
+from referrals.services import activate_invite_code
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/accounts/user/"
+
+
+@pytest.fixture(autouse=True)
+def static_files_from_finders(settings):
+    # The manifest storage of production settings needs `collectstatic` first; the pages do not.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def admin_client(make_user):
+    client = Client()
+    client.force_login(make_user("+79000000001", is_staff=True, is_superuser=True))
+    return client
+
+
+def code_of(user):
+    return Referral.objects.get(user=user).invite_code
+
+
+def invite(user, *, by):
+    activate_invite_code(user=user, code=code_of(by))
+
+
+def change_url(user):
+    return reverse("admin:accounts_user_change", args=[user.pk])
+
+
+def tree_url(user):
+    return f"/admin/accounts/user/{user.pk}/invite-tree/"
+
+
+def listed_phones(response):
+    """The phones in the changelist's result rows, in order."""
+    return re.findall(r'<th class="field-phone"><a href="[^"]+">([^<]+)</a>', response.content.decode())
+
+
+def test_login_page_signs_staff_in_by_phone(make_user):
+    make_user("+79110000000", password="a-long-staff-password", is_staff=True)
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "+79110000000", "password": "a-long-staff-password"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_changelist_finds_users_by_phone(admin_client, make_user):
+    make_user("+79110000001")
+    make_user("+79110000002")
+    response = admin_client.get(CHANGELIST, {"q": "9110000002"})
+    assert response.status_code == 200
+    assert listed_phones(response) == ["+79110000002"]
+
+
+@pytest.mark.parametrize("typed", [str.upper, str.lower])
+def test_changelist_finds_users_by_invite_code_in_any_case(admin_client, make_user, typed):
+    make_user("+79110000001")
+    wanted = make_user("+79110000002")
+    response = admin_client.get(CHANGELIST, {"q": typed(code_of(wanted))})
+    assert listed_phones(response) == ["+79110000002"]
+
+
+def test_changelist_shows_invite_code_inviter_and_invitee_count(admin_client, make_user):
+    inviter, invitee, other = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
+    invite(invitee, by=inviter)
+    invite(other, by=inviter)
+    html = admin_client.get(CHANGELIST, {"q": "+7911000000"}).content.decode()
+    row_of = {phone: row for row in html.split("<tr")[1:] for phone in re.findall(r"\+7911000000\d", row)[:1]}
+    assert f'<td class="field-invite_code">{code_of(inviter)}</td>' in row_of["+79110000001"]
+    assert '<td class="field-invitees_count">2</td>' in row_of["+79110000001"]
+    assert '<td class="field-inviter_phone">+79110000001</td>' in row_of["+79110000002"]
+    assert '<td class="field-invitees_count">0</td>' in row_of["+79110000002"]
+
+
+def test_changelist_costs_the_same_queries_for_1_and_50_users(admin_client, make_user, django_assert_max_num_queries):
+    root = make_user("+79110000000")
+    with CaptureQueriesContext(connection) as one_user:
+        assert admin_client.get(CHANGELIST).status_code == 200
+    previous = root
+    for i in range(1, 50):
+        user = make_user(f"+7911{i:07d}")
+        invite(user, by=previous)
+        previous = user
+    with django_assert_max_num_queries(len(one_user)):
+        response = admin_client.get(CHANGELIST)
+    assert len(listed_phones(response)) == 51  # the 50 users and the superuser
+
+
+def test_change_page_shows_referral_data_read_only(admin_client, make_user):
+    inviter, user = make_user("+79110000001"), make_user("+79110000002")
+    invite(user, by=inviter)
+    response = admin_client.get(change_url(user))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert code_of(user) in html
+    assert f'<a href="{change_url(inviter)}">+79110000001</a> ({code_of(inviter)})' in html
+    assert f'href="{tree_url(user)}"' in html
+    activated = re.search(r'field-activated_at.*?<div class="readonly">([^<]*)</div>', html, re.S).group(1)
+    assert str(timezone.now().year) in activated
+    form = response.context["adminform"].form
+    assert not {"invite_code", "invited_by", "activated_at", "invitees_count"} & set(form.fields)
+    assert 'name="invite_code"' not in html
+    assert 'name="invited_by"' not in html
+
+
+def test_posting_the_change_form_edits_names_but_not_invite_data(admin_client, make_user):
+    inviter, user, stranger = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
+    invite(user, by=inviter)
+    before = Referral.objects.get(user=user)
+    response = admin_client.post(
+        change_url(user),
+        {
+            "phone": "8 911 000 00 02",
+            "first_name": "Anna",
+            "last_name": "Petrova",
+            "is_active": "on",
+            "is_staff": "on",
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2024-01-01",
+            "date_joined_1": "00:00:00",
+            "invite_code": "ZZZZZZ",
+            "invited_by": stranger.pk,
+            "activated_at": "2020-01-01 00:00:00",
+            "invitees_count": "99",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert (user.phone, user.first_name, user.last_name, user.is_staff) == ("+79110000002", "Anna", "Petrova", True)
+    after = Referral.objects.get(user=user)
+    assert (after.invite_code, after.invited_by_id, after.activated_at, after.invitees_count) == (
+        before.invite_code,
+        inviter.pk,
+        before.activated_at,
+        0,
+    )
+
+
+def test_referrals_are_view_only(admin_client, make_user):
+    user = make_user("+79110000001")
+    url = reverse("admin:referrals_referral_change", args=[user.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    assert code_of(user) in response.content.decode()
+    assert admin_client.post(url, {"invite_code": "ZZZZZZ"}).status_code == 403
+    assert admin_client.get(reverse("admin:referrals_referral_add")).status_code == 403
+    assert admin_client.get(reverse("admin:referrals_referral_changelist"), {"q": code_of(user)}).status_code == 200
+    assert Referral.objects.get(user=user).invite_code == code_of(user)
+
+
+@pytest.fixture
+def three_levels(make_user):
+    """root <- a, b; a <- a1, a2; a1 <- a1x; and the root's own inviter `top`."""
+    users = {name: make_user(f"+7911000{i:04d}") for i, name in enumerate(["top", "root", "a", "b", "a1", "a2", "a1x"])}
+    for name, inviter in [("root", "top"), ("a", "root"), ("b", "root"), ("a1", "a"), ("a2", "a"), ("a1x", "a1")]:
+        invite(users[name], by=users[inviter])
+    return users
+
+
+def tree_rows(response):
+    """(depth, phone) of each row of the invite tree table, in order."""
+    html = response.content.decode()
+    return [
+        (int(depth), phone)
+        for depth, phone in re.findall(
+            r'<tr class="depth-\d+">\s*<td>(\d+)</td>\s*<td[^>]*>\s*<a href="[^"]+">([^<]+)</a>', html
+        )
+    ]
+
+
+def test_invite_tree_lists_every_level_depth_first_with_depths(admin_client, three_levels):
+    phone = {name: user.phone for name, user in three_levels.items()}
+    response = admin_client.get(tree_url(three_levels["root"]))
+    assert response.status_code == 200
+    assert tree_rows(response) == [
+        (1, phone["a"]),
+        (2, phone["a1"]),
+        (3, phone["a1x"]),
+        (2, phone["a2"]),
+        (1, phone["b"]),
+    ]
+    html = response.content.decode()
+    assert "5 in the whole tree" in html
+    assert "not shown" not in html
+    chain = re.search(r'<ol class="invite-chain">(.*?)</ol>', html, re.S).group(1)
+    assert phone["top"] in chain and phone["root"] in chain
+
+
+def test_invite_tree_is_one_query_each_way_and_says_how_many_it_left_out(three_levels, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        tree = get_invite_tree(user_id=three_levels["root"].pk, limit=3)
+    # Nearest levels first: both depth-1 invitees, then the first depth-2 one under its inviter.
+    assert [(m.depth, m.phone) for m in tree.members] == [
+        (1, three_levels["a"].phone),
+        (2, three_levels["a1"].phone),
+        (1, three_levels["b"].phone),
+    ]
+    assert (tree.total, tree.not_shown) == (5, 2)
+    with django_assert_num_queries(1):
+        chain = get_invite_chain(user_id=three_levels["a1x"].pk)
+    assert [(m.depth, m.phone) for m in chain] == [
+        (4, three_levels["top"].phone),
+        (3, three_levels["root"].phone),
+        (2, three_levels["a"].phone),
+        (1, three_levels["a1"].phone),
+    ]
+    assert chain[0].activated_at is None and chain[1].activated_at <= timezone.now()
+    nearest = get_invite_chain(user_id=three_levels["a1x"].pk, limit=2)
+    assert [m.phone for m in nearest] == [three_levels["a"].phone, three_levels["a1"].phone]
+
+
+def test_invite_tree_page_says_how_many_are_not_shown(admin_client, three_levels, monkeypatch):
+    monkeypatch.setattr(admin.site.get_model_admin(User), "invite_tree_limit", 2)
+    response = admin_client.get(tree_url(three_levels["root"]))
+    assert len(tree_rows(response)) == 2
+    assert "3 more invitees are not shown" in response.content.decode()
+
+
+def test_invite_tree_of_a_user_nobody_invited(admin_client, make_user):
+    user = make_user("+79110000001")
+    html = admin_client.get(tree_url(user)).content.decode()
+    assert "0 in the whole tree" in html
+    assert "has not activated an invite code" in html
+
+
+def test_invite_tree_is_for_staff_only(make_user, three_levels):
+    url = tree_url(three_levels["root"])
+    assert Client().get(url).status_code == 302
+    client = Client()
+    client.force_login(make_user("+79000000002"))
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    staff_without_permissions = Client()
+    staff_without_permissions.force_login(make_user("+79000000003", is_staff=True))
+    assert staff_without_permissions.get(url).status_code == 403
+
+
+def test_invite_tree_of_an_unknown_user_is_404(admin_client):
+    assert admin_client.get("/admin/accounts/user/999999/invite-tree/").status_code == 404
+
+
+def test_add_form_normalizes_the_phone_and_the_new_user_gets_an_invite_code(admin_client):
+    response = admin_client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "phone": "8 911 000 00 00",
+            "usable_password": "true",
+            "password1": "x7-Kq!vLm2#p",
+            "password2": "x7-Kq!vLm2#p",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user = User.objects.get(phone="+79110000000")
+    assert user.check_password("x7-Kq!vLm2#p")
+    assert re.fullmatch(r"[2-9A-HJKMNP-Z]{6}", code_of(user))
+
+
+def test_add_form_creates_sms_only_users_without_a_password(admin_client):
+    response = admin_client.post(
+        reverse("admin:accounts_user_add"), {"phone": "+7 (911) 000-00-01", "usable_password": "false"}
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user = User.objects.get(phone="+79110000001")
+    assert not user.has_usable_password()
+    assert Referral.objects.filter(user=user).exists()
+
+
+@pytest.mark.parametrize("phone", ["12", "not a phone"])
+def test_add_form_refuses_invalid_phones(admin_client, phone):
+    response = admin_client.post(reverse("admin:accounts_user_add"), {"phone": phone, "usable_password": "false"})
+    assert response.status_code == 200
+    assert "phone" in response.context["adminform"].form.errors
+    assert not User.objects.filter(is_superuser=False).exists()
+
+
+def test_add_form_refuses_a_phone_already_taken_in_another_spelling(admin_client, make_user):
+    make_user("+79110000000")
+    response = admin_client.post(
+        reverse("admin:accounts_user_add"), {"phone": "8 911 000 00 00", "usable_password": "false"}
+    )
+    assert response.status_code == 200
+    assert "phone" in response.context["adminform"].form.errors
