@@ -20,15 +20,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/accounts/user/"
 
 
-@pytest.fixture(autouse=True)
-def static_files_from_finders(settings):
-    # The manifest storage of production settings needs `collectstatic` first; the pages do not.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def admin_client(make_user):
     client = Client()

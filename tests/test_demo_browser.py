@@ -34,15 +34,6 @@ PHONE_SIZE = {"width": 400, "height": 860}
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
 
-@pytest.fixture(autouse=True)
-def unhashed_static_files(settings):
-    # Production serves hashed names from collectstatic's manifest; tests run without collectstatic.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture(scope="module")
 def browser():
     # Playwright's sync API keeps an event loop open in this thread; Django then refuses the ORM

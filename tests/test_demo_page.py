@@ -3,15 +3,6 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def unhashed_static_files(settings):
-    # Production serves hashed names from collectstatic's manifest; tests run without collectstatic.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def test_demo_page_is_html_with_labels_and_its_own_static_files(client):
     response = client.get("/")
 
