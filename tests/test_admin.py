@@ -297,3 +297,17 @@ def test_add_form_refuses_a_phone_already_taken_in_another_spelling(admin_client
     )
     assert response.status_code == 200
     assert "phone" in response.context["adminform"].form.errors
+
+
+def test_admin_login_accepts_the_phone_in_any_usual_form(make_user):
+    staff = make_user("+79000000009", is_staff=True)
+    staff.set_password("a-long-admin-password")
+    staff.save()
+    client = Client()
+
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "8 900 000-00-09", "password": "a-long-admin-password"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
