@@ -30,6 +30,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "SMS_BACKEND": "console",
         "LOG_FORMAT": "json",
         "WEB_CONCURRENCY": "2",
+        "COLLECTSTATIC": "0",  # as in the image, which collects at build time
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the entrypoint and wsgi.py choose it, as in the container
