@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The web service: gunicorn behind bin/entrypoint, static files built in and served by whitenoise.
 
-FROM python:3.11.14-slim-bookworm AS build
+FROM python:3.11.17-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
@@ -10,7 +10,7 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.11.17-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
