@@ -14,6 +14,8 @@ import pytest
 import requests
 from django.db import connection
 
+from accounts.models import User
+
 ROOT = Path(__file__).resolve().parent.parent
 PHONE = "+79110000042"
 
@@ -157,3 +159,22 @@ def test_database_outage_gives_json_503_not_500():
     assert code.json()["code"] == "service_unavailable"
     assert set(code.json()) == {"code", "detail"}
     assert code.headers["Retry-After"] == "5"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_entrypoint_runs_a_one_off_command_such_as_creating_the_first_admin():
+    env = production_env(
+        DATABASE_URL=database_url_of(connection.settings_dict),
+        DJANGO_SUPERUSER_PHONE="+7 911 000-00-07",
+        DJANGO_SUPERUSER_PASSWORD="correct-horse-battery-staple",
+    )
+
+    result = subprocess.run(  # noqa: S603
+        [str(ROOT / "bin" / "entrypoint"), "python", "manage.py", "createsuperuser", "--noinput"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    admin = User.objects.get(phone="+79110000007")
+    assert admin.is_superuser and admin.check_password("correct-horse-battery-staple")
