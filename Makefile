@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format schema install migrate
+.PHONY: run test lint format schema install migrate check-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# docker-compose.yml through the real Compose implementation, the Dockerfile through hadolint; no Docker engine needed.
+check-container: install
+	PYTHON=$(BIN)/python bin/check-container

@@ -1,0 +1,68 @@
+"""Gunicorn settings, read from the environment (see .env.sample); used by bin/entrypoint."""
+
+import os
+
+
+# An empty value (`NAME=` in .env) means the default, as for the Django settings.
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return default if value == "" else int(value)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "")
+    return default if value == "" else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+bind = f"{os.environ.get('GUNICORN_HOST') or '0.0.0.0'}:{env_int('PORT', 8000)}"  # noqa: S104 - a container
+# Requests are short database round trips: about two processes per core. Capped because a container
+# sees every core of the host, and each worker holds a database connection (max_connections is 100).
+cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+workers = env_int("WEB_CONCURRENCY", min(2 * cores + 1, 12))
+threads = env_int("GUNICORN_THREADS", 1)
+timeout = env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Used by threaded workers only; behind a load balancer, raise it above the balancer's idle timeout.
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 0)
+
+# Worker heartbeats go through a file; on a container's overlay filesystem that can stall workers.
+if os.path.isdir("/dev/shm"):  # noqa: S108 - memory-backed, and only the heartbeat goes there
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
+# Nothing here uses gunicornc, and its socket would land in $HOME (not writable for the container user,
+# and shared by every gunicorn started by one user).
+control_socket_disable = True
+
+# Access and error logs both go to stdout, one line each, in the format Django logs in (LOG_FORMAT).
+loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+_json = (os.environ.get("LOG_FORMAT") or ("plain" if env_bool("DEBUG", False) else "json")) == "json"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "json_ensure_ascii": False,
+        },
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if _json else "line",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {
+            "handlers": ["stdout"],
+            "level": "INFO" if env_bool("GUNICORN_ACCESS_LOG", True) else "WARNING",
+            "propagate": False,
+        },
+    },
+}

@@ -1,0 +1,84 @@
+"""Production settings and the deployment's own files: .env.sample, `check --deploy`, the first admin."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import User
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables the test run itself sets (pytest.ini, pytest-django) that a deployment would not have.
+TEST_ONLY = {"SECRET_KEY", "SECURE_SSL_REDIRECT", "SMS_BACKEND", "AUTH_IP_RATE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {key: value for key, value in os.environ.items() if key not in TEST_ONLY}
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def env_sample() -> dict[str, str]:
+    lines = (ROOT / ".env.sample").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",
+            "ALLOWED_HOSTS": "api.example.com",
+        },
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_refuses_the_public_development_key():
+    result = manage("check", env={"DEBUG": "0", "ALLOWED_HOSTS": "api.example.com"})
+
+    assert result.returncode != 0
+    assert "Set SECRET_KEY: the development key is public." in result.stderr
+
+
+def test_env_sample_matches_the_compose_database():
+    sample = env_sample()
+
+    user, password, name = sample["POSTGRES_USER"], sample["POSTGRES_PASSWORD"], sample["POSTGRES_DB"]
+    assert sample["DATABASE_URL"] == f"postgres://{user}:{password}@db:5432/{name}"
+
+
+def test_env_sample_starts_as_is_and_only_warns_about_plain_http():
+    # Compose serves plain HTTP on localhost, so the one deployment warning left is the HTTPS redirect.
+    result = manage("check", "--deploy", env=env_sample())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", result.stdout + result.stderr)) == {"security.W008"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("written", ["+79110000000", "8 911 000 00 00"])
+def test_first_admin_is_created_from_the_environment(monkeypatch, client, written):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PHONE", written)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "correct-horse-battery-staple")
+
+    call_command("createsuperuser", interactive=False, verbosity=0)
+
+    admin = User.objects.get()
+    assert (admin.phone, admin.is_staff, admin.is_superuser) == ("+79110000000", True, True)
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "+79110000000", "password": "correct-horse-battery-staple"},
+        secure=True,
+    )
+    assert (response.status_code, response["Location"]) == (302, "/admin/")
+    assert int(client.session["_auth_user_id"]) == admin.pk

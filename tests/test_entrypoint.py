@@ -1,0 +1,180 @@
+"""The container's start-up, run natively: bin/entrypoint and gunicorn with production settings."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from django.db import connection
+
+from accounts.models import User
+
+ROOT = Path(__file__).resolve().parent.parent
+PHONE = "+79110000042"
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """The environment of a production deployment, minus HTTPS (tests speak plain HTTP to 127.0.0.1)."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DEBUG": "0",
+        "SECRET_KEY": "entrypoint-test-secret-key-5f2c9a7e1b3d8f6a0c4e2b9d7f1a3c5e",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "SMS_BACKEND": "console",
+        "LOG_FORMAT": "json",
+        "WEB_CONCURRENCY": "2",
+        "COLLECTSTATIC": "0",  # as in the image, which collects at build time
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # the entrypoint and wsgi.py choose it, as in the container
+    env.update(overrides)
+    return env
+
+
+def listening_socket() -> socket.socket:
+    """A socket on a free port, handed to gunicorn as fd://N so no other process can take the port meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+def wait_until_up(base: str, server: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited with {server.returncode}"
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    pytest.fail(f"{base}/healthz did not answer within {seconds} s")
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def database_url_of(settings_dict) -> str:
+    user = quote(settings_dict["USER"] or "", safe="")
+    password = quote(settings_dict["PASSWORD"] or "", safe="")
+    credentials = f"{user}:{password}@" if password else f"{user}@"
+    host, port = settings_dict["HOST"] or "127.0.0.1", settings_dict["PORT"] or 5432
+    return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
+    sock = listening_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    log = tmp_path / "stdout.log"
+    env = production_env(
+        DATABASE_URL=database_url_of(connection.settings_dict),
+        GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
+    )
+    with log.open("wb") as stdout:
+        server = subprocess.Popen(  # noqa: S603
+            [str(ROOT / "bin" / "entrypoint")],
+            cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
+            start_new_session=True,
+        )  # fmt: skip
+    sock.close()  # gunicorn has its own copy now
+    try:
+        wait_until_up(base, server)
+        ready = requests.get(f"{base}/readyz", timeout=10)
+        code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
+        unknown_host = requests.get(f"{base}/healthz", headers={"Host": "evil.example"}, timeout=10)
+    finally:
+        stop(server)
+
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok"})
+    assert code.status_code == 200, code.text
+    assert code.json()["phone"] == PHONE
+    assert unknown_host.status_code == 400  # DEBUG is off: ALLOWED_HOSTS is enforced
+    output = log.read_text()
+    assert "No migrations to apply" in output or "Applying" in output
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(r["name"] == "accounts.sms_backends" and PHONE in r["message"] for r in records), output
+    assert any(r["name"] == "gunicorn.access" and "/readyz" in r["message"] for r in records), output
+    assert server.returncode == 0
+
+
+def test_entrypoint_gives_up_on_an_unreachable_database():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        url = f"postgres://postgres@127.0.0.1:{closed.getsockname()[1]}/referrals"
+        started = time.monotonic()
+        result = subprocess.run(  # noqa: S603
+            [str(ROOT / "bin" / "entrypoint")],
+            cwd=ROOT, env=production_env(DATABASE_URL=url, DB_WAIT_SECONDS="2"),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "database is still unreachable" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_database_outage_gives_json_503_not_500():
+    sock = listening_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        env = production_env(
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed.getsockname()[1]}/referrals",
+            GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
+            WEB_CONCURRENCY="1",
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[sock.fileno()],
+            start_new_session=True,
+        )  # fmt: skip
+        sock.close()
+        try:
+            wait_until_up(base, server)
+            ready = requests.get(f"{base}/readyz", timeout=10)
+            code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
+        finally:
+            stop(server)
+
+    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable", "database": "unreachable"})
+    assert code.status_code == 503, code.text
+    assert code.headers["Content-Type"] == "application/json"
+    assert code.json()["code"] == "service_unavailable"
+    assert set(code.json()) == {"code", "detail"}
+    assert code.headers["Retry-After"] == "5"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_entrypoint_runs_a_one_off_command_such_as_creating_the_first_admin():
+    env = production_env(
+        DATABASE_URL=database_url_of(connection.settings_dict),
+        DJANGO_SUPERUSER_PHONE="+7 911 000-00-07",
+        DJANGO_SUPERUSER_PASSWORD="correct-horse-battery-staple",
+    )
+
+    result = subprocess.run(  # noqa: S603
+        [str(ROOT / "bin" / "entrypoint"), "python", "manage.py", "createsuperuser", "--noinput"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    admin = User.objects.get(phone="+79110000007")
+    assert admin.is_superuser and admin.check_password("correct-horse-battery-staple")
