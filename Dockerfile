@@ -14,7 +14,6 @@ FROM python:3.11.17-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    COLLECTSTATIC=0 \
     PORT=8000
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv

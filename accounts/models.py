@@ -1,3 +1,5 @@
+from contextlib import suppress
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -25,6 +27,12 @@ class UserManager(BaseUserManager):
             user.set_unusable_password()  # people sign in by SMS code; only staff get passwords
         user.save(using=self._db)
         return user
+
+    def get_by_natural_key(self, username):
+        # Admin login and createsuperuser look users up by what was typed: `8 911 ...` finds `+7911...`.
+        with suppress(InvalidPhoneNumber):
+            username = parse_phone(str(username))
+        return super().get_by_natural_key(username)
 
     def create_superuser(self, phone: str, password: str | None = None, **fields):
         fields.update(is_staff=True, is_superuser=True)

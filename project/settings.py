@@ -1,5 +1,6 @@
 """Settings for every environment, read from the process environment (see .env.sample)."""
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,7 +102,6 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.auth_backends.PhoneBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -119,14 +119,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "project" / "static"]
-# Hashed, compressed names once collectstatic has run (the container image); before that
-# (tests, `make run`) plain names, served by whitenoise straight from the app folders.
-COLLECTED = (STATIC_ROOT / "staticfiles.json").exists()
+# Hashed, compressed names once collectstatic has run (the image does at build time); before
+# that (tests, `make run`, a checkout) plain names, served by whitenoise from the app folders.
+COLLECTED = not DEBUG and ((STATIC_ROOT / "staticfiles.json").exists() or sys.argv[1:2] == ["collectstatic"])
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if COLLECTED or env.bool("COLLECTSTATIC", default=False)
+        if COLLECTED
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

@@ -311,3 +311,13 @@ def test_admin_login_accepts_the_phone_in_any_usual_form(make_user):
 
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
+
+
+def test_createsuperuser_refuses_an_existing_phone_written_another_way(make_user, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    make_user("+79000000007")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-admin-password")
+
+    with pytest.raises(CommandError, match="already taken"):
+        call_command("createsuperuser", "--noinput", phone="8 900 000-00-07", verbosity=0)
