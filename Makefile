@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format schema install migrate
+.PHONY: run test lint format schema schema-check install migrate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The OpenAPI document, validated; any generator warning fails. tests/test_openapi.py fails when it is stale.
+schema: install
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py spectacular --file docs/openapi.yaml --validate --fail-on-warn
+
+schema-check: install
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py spectacular --file .openapi.check.yaml --validate --fail-on-warn
+	diff -u docs/openapi.yaml .openapi.check.yaml; status=$$?; rm -f .openapi.check.yaml; exit $$status
