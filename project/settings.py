@@ -231,6 +231,8 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 # SMS delivery.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
 SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0)
+# The language of the SMS text; the phone's owner did not choose one, so it is the service's.
+SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru")
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
 SMSAERO_API_KEY = env("SMSAERO_API_KEY", default="")
 EXOLVE_API_KEY = env("EXOLVE_API_KEY", default="")
