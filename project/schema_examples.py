@@ -1,6 +1,6 @@
 """Examples of the main flows for the API documentation (also replayed by the schema fuzz test)."""
 
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 
 ACCESS = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJl"
 REFRESH = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
@@ -67,3 +67,11 @@ INVITEES = [
 PREVIEW_INVITE_CODE = [
     OpenApiExample("A known code", value={"invite_code": "H4TZ9P", "inviter": "+7 912 ***-**-00"}, response_only=True),
 ]
+
+INVITE_CODE_PARAMETER = OpenApiParameter(
+    "code",
+    str,
+    OpenApiParameter.PATH,
+    description="An invite code; case-insensitive, surrounding spaces ignored.",
+    examples=[OpenApiExample("A known code", value="H4TZ9P")],
+)

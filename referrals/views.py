@@ -127,6 +127,7 @@ class PreviewInviteCodeView(APIView):
         tags=["invite codes"],
         summary="Look up an invite code",
         description="Public: whether a code exists, with its owner's phone masked. Case-insensitive.",
+        parameters=[schema_examples.INVITE_CODE_PARAMETER],
         examples=schema_examples.PREVIEW_INVITE_CODE,
     )
     @api_errors(InviteCodeUnknown)
