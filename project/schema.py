@@ -6,6 +6,7 @@ Which errors an operation can return follows mostly from how its view is set up
 """
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from drf_spectacular import openapi
 from drf_spectacular.plumbing import force_instance
@@ -69,7 +70,7 @@ RETRY_AFTER_STATUSES = (429, 503)
 
 STATUS_TITLES = {
     400: "The request was refused",
-    401: "No valid access token",
+    401: "The token is missing or not valid",
     404: "Not found",
     409: "Conflicts with the current state",
     413: "The request body is too large",
@@ -124,12 +125,18 @@ class AutoSchema(openapi.AutoSchema):
         return {
             str(status): OpenApiResponse(
                 ErrorSerializer,
-                description=f"{STATUS_TITLES[status]}. Codes: {', '.join(f'`{doc.code}`' for doc in docs)}.",
+                description=f"{self._title(status)}. Codes: {', '.join(f'`{doc.code}`' for doc in docs)}.",
                 examples=[doc.example() for doc in docs],
             )
             for status, docs in by_status.items()
         }
 
+    @staticmethod
+    def _title(status: int) -> str:
+        return STATUS_TITLES.get(status) or HTTPStatus(status).phrase
+
+    # Below extend_schema(responses=...), which replaces get_response_serializers() wholesale,
+    # so the error replies are added wherever a view's success reply comes from.
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for status, response in self.error_responses().items():
