@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format schema install migrate check-container
+.PHONY: run test lint format schema schema-check messages install migrate check-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,15 @@ format: install
 # docker-compose.yml through the real Compose implementation, the Dockerfile through hadolint; no Docker engine needed.
 check-container: install
 	PYTHON=$(BIN)/python bin/check-container
+# The OpenAPI document, validated; any generator warning fails. tests/test_openapi.py fails when it is stale.
+schema: install
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py spectacular --lang en --file docs/openapi.yaml --validate --fail-on-warn
+
+schema-check: install
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py spectacular --lang en --file .openapi.check.yaml --validate --fail-on-warn
+	diff -u docs/openapi.yaml .openapi.check.yaml; status=$$?; rm -f .openapi.check.yaml; exit $$status
+
+# Russian messages: extract into locale/ru (then translate the new entries) and compile. Needs GNU gettext.
+messages: install
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py makemessages -l ru --no-location
+	DEBUG=$${DEBUG-1} $(BIN)/python manage.py compilemessages -l ru --ignore .venv

@@ -8,7 +8,7 @@ from enum import Enum
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import Throttled
@@ -40,8 +40,10 @@ def request_code(*, phone: str) -> CodeSent:
         raise PhoneRegionNotAllowed()
     code = otp.generate_code()
     send = _reserve_send(phone=phone)
+    with translation.override(settings.SMS_LANGUAGE):
+        text = _("Your sign-in code: %(code)s") % {"code": code}
     try:
-        get_backend().send(phone=phone, text=_("Your sign-in code: %(code)s") % {"code": code})
+        get_backend().send(phone=phone, text=text)
     except SmsDeliveryError as exc:
         _release_send(send)
         raise SmsDeliveryFailed() from exc

@@ -1,15 +1,18 @@
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken
 
+from accounts.exceptions import CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.fields import OneTimeCodeField, PhoneNumberField
 from accounts.profile import profile_data, profile_serializer_class
 from accounts.services import request_code, sign_in
 from accounts.throttles import AuthIPThrottle
 from accounts.tokens import issue_tokens, revoke_refresh_token, rotate_refresh_token
+from project import schema_examples
+from project.schema import AutoSchema, api_errors
 
 
 class PublicAuthView(APIView):
@@ -33,7 +36,18 @@ class RequestCodeView(PublicAuthView):
         expires_in = serializers.IntegerField(help_text="Seconds the code stays valid.")
         retry_after = serializers.IntegerField(help_text="Seconds before another code may be requested.")
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, tags=["auth"])
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        tags=["auth"],
+        summary="Send a sign-in code by SMS",
+        description=(
+            "Step 1 of signing in. Sends a one-time code to the phone (written in any usual form; the reply "
+            "gives it in E.164). A new code replaces the previous one. No account is created yet."
+        ),
+        examples=schema_examples.REQUEST_CODE,
+    )
+    @api_errors(PhoneRegionNotAllowed, SmsDeliveryFailed)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -64,7 +78,17 @@ class ObtainTokenView(PublicAuthView):
 
     schema = SignInSchema()
 
-    @extend_schema(request=InputSerializer, tags=["auth"])
+    @extend_schema(
+        request=InputSerializer,
+        tags=["auth"],
+        summary="Exchange the code for tokens",
+        description=(
+            "Step 2 of signing in. Checks the code sent to the phone and returns a JWT pair and the profile; "
+            "the first successful sign-in creates the account (`created: true`)."
+        ),
+        examples=schema_examples.OBTAIN_TOKEN,
+    )
+    @api_errors(InvalidCode, CodeExpired)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -82,7 +106,15 @@ class RefreshTokenView(PublicAuthView):
         access = serializers.CharField()
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, tags=["auth"])
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        tags=["auth"],
+        summary="Refresh the token pair",
+        description="Returns a new access and refresh token; the refresh token sent stops working (rotation).",
+        examples=schema_examples.REFRESH_TOKEN,
+    )
+    @api_errors(InvalidToken)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -95,7 +127,15 @@ class LogoutView(PublicAuthView):
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
-    @extend_schema(request=InputSerializer, responses={204: None}, tags=["auth"])
+    @extend_schema(
+        request=InputSerializer,
+        responses={204: None},
+        tags=["auth"],
+        summary="Sign out",
+        description="Revokes the refresh token; access tokens already issued expire on their own.",
+        examples=schema_examples.LOGOUT,
+    )
+    @api_errors(InvalidToken)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -143,7 +143,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "project.schema.AutoSchema",
     "EXCEPTION_HANDLER": "project.exception_handler.envelope_exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Client IP from REMOTE_ADDR unless a proxy in front is declared; X-Forwarded-For is
@@ -161,15 +161,65 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
+API_DESCRIPTION = """\
+Sign in with a phone number and a one-time SMS code; invite codes and referrals.
+
+## Signing in
+
+1. `POST /api/v1/auth/code/` with `{"phone": "+7 911 000-00-00"}`: a 4-digit code goes to the phone by SMS.
+   Phones are accepted in the usual written forms and returned in E.164 (`+79110000000`).
+2. `POST /api/v1/auth/token/` with the phone and the code: the reply has a JWT `access` token (15 minutes),
+   a `refresh` token (30 days) and the profile. The first successful sign-in creates the account.
+3. Send `Authorization: Bearer <access>` on every authenticated call.
+4. `POST /api/v1/auth/token/refresh/` with the refresh token returns a new pair; the old refresh token stops
+   working. `POST /api/v1/auth/logout/` revokes a refresh token.
+
+## Limits (defaults; each is a server setting)
+
+- A code lives 5 minutes, is single use, and a new code replaces the previous one.
+- 5 wrong attempts kill a code (`code_expired`); after 10 failed checks in 24 hours the phone cannot check
+  codes until the window passes (429 `throttled`).
+- A new code for the same phone at most every 60 seconds, 5 per hour and 10 per 24 hours (429 `throttled`).
+- Each sign-in endpoint and the invite code lookup allow 30 requests per minute per client IP.
+- Codes go only to phones of the allowed countries (Russia by default; `phone_region_not_allowed`).
+- Every 429 reply carries `Retry-After` (seconds).
+
+## Invite codes
+
+Everyone gets a 6-character invite code (digits and upper-case letters without 0/O, 1/I/L; input is
+case-insensitive). A user may activate one other person's code, once, never their own, and never one that
+would make the invitations loop back (`invite_cycle`).
+
+## Errors
+
+Every error reply is JSON `{"code", "detail"}`: `code` is a stable snake_case string for programs, `detail`
+a sentence for people. Validation errors add `errors`: field name -> list of messages. When the only failing
+field has a specific code (`invalid_phone`, `invalid_code`), that is the top-level `code`; otherwise it is
+`invalid`. Request bodies larger than 64 KiB get 413 `request_too_large`; bodies that are not JSON get 415
+`unsupported_media_type` or 400 `parse_error`.
+
+## Languages
+
+`detail` and field messages are in English or Russian, chosen by the `Accept-Language` header (`en`, `ru`);
+`code` never changes with the language.
+"""
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Phone sign-in and referrals API",
-    "DESCRIPTION": "Sign in with a phone number and a one-time SMS code; invite codes and referrals.",
+    "DESCRIPTION": API_DESCRIPTION,
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "TAGS": [
+        {"name": "auth", "description": "Signing in by SMS code; JWT refresh and sign-out."},
+        {"name": "profile", "description": "The signed-in user: profile, names, invite code activation, invitees."},
+        {"name": "invite codes", "description": "Public lookup of invite codes."},
+    ],
 }
 
 # Phones and one-time codes.
@@ -190,6 +240,8 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 # SMS delivery.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
 SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0)
+# The language of the SMS text; the phone's owner did not choose one, so it is the service's.
+SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru")
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
 SMSAERO_API_KEY = env("SMSAERO_API_KEY", default="")
 EXOLVE_API_KEY = env("EXOLVE_API_KEY", default="")

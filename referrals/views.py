@@ -1,5 +1,6 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -8,6 +9,16 @@ from rest_framework.views import APIView
 
 from accounts.services import update_names
 from accounts.throttles import AuthIPThrottle
+from project import schema_examples
+from project.schema import api_errors
+from referrals.exceptions import (
+    ActivationContended,
+    InviteCodeAlreadyActivated,
+    InviteCodeNotFound,
+    InviteCodeUnknown,
+    InviteCycle,
+    OwnInviteCode,
+)
 from referrals.selectors import get_invite_preview, get_profile, newest_invitees
 from referrals.serializers import ProfileSerializer
 from referrals.services import activate_invite_code
@@ -18,11 +29,24 @@ class ProfileView(APIView):
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
-    @extend_schema(responses=ProfileSerializer, tags=["profile"])
+    @extend_schema(
+        responses=ProfileSerializer,
+        tags=["profile"],
+        summary="My profile",
+        description="The signed-in user: own invite code, the code they activated, and who activated theirs.",
+        examples=schema_examples.PROFILE_REPLY,
+    )
     def get(self, request):
         return Response(ProfileSerializer(get_profile(user_id=request.user.pk)).data)
 
-    @extend_schema(request=InputSerializer, responses=ProfileSerializer, tags=["profile"])
+    @extend_schema(
+        request=InputSerializer,
+        responses=ProfileSerializer,
+        tags=["profile"],
+        summary="Change my names",
+        description="Sets `first_name` and/or `last_name`; fields left out stay as they are.",
+        examples=schema_examples.UPDATE_NAMES,
+    )
     def patch(self, request):
         payload = self.InputSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
@@ -34,7 +58,19 @@ class ActivateInviteCodeView(APIView):
     class InputSerializer(serializers.Serializer):
         invite_code = serializers.CharField(max_length=64)
 
-    @extend_schema(request=InputSerializer, responses=ProfileSerializer, tags=["profile"])
+    @extend_schema(
+        request=InputSerializer,
+        responses=ProfileSerializer,
+        tags=["profile"],
+        summary="Activate someone's invite code",
+        description=(
+            "Once per user, ever: sending the same code again returns the profile (a safe retry), another code "
+            "is `invite_code_already_activated`. Not one's own code, and never a code that would close a loop "
+            "of invitations (`invite_cycle`). The code is case-insensitive and trimmed."
+        ),
+        examples=schema_examples.ACTIVATE_INVITE_CODE,
+    )
+    @api_errors(InviteCodeNotFound, OwnInviteCode, InviteCycle, InviteCodeAlreadyActivated, ActivationContended)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -65,7 +101,13 @@ class ListInviteesView(ListAPIView):
             "user_id", "user__phone", "user__first_name", "user__last_name", "activated_at"
         )
 
-    @extend_schema(tags=["profile"])
+    @extend_schema(
+        tags=["profile"],
+        summary="People who activated my code",
+        description="Newest first, paged by an opaque cursor (follow `next`); `page_size` up to 100.",
+        examples=schema_examples.INVITEES,
+    )
+    @api_errors(NotFound)
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -80,6 +122,14 @@ class PreviewInviteCodeView(APIView):
         invite_code = serializers.CharField()
         inviter = serializers.CharField(help_text="The inviter's phone, masked: +7 911 ***-**-00.")
 
-    @extend_schema(responses=OutputSerializer, tags=["invite codes"])
+    @extend_schema(
+        responses=OutputSerializer,
+        tags=["invite codes"],
+        summary="Look up an invite code",
+        description="Public: whether a code exists, with its owner's phone masked. Case-insensitive.",
+        parameters=[schema_examples.INVITE_CODE_PARAMETER],
+        examples=schema_examples.PREVIEW_INVITE_CODE,
+    )
+    @api_errors(InviteCodeUnknown)
     def get(self, request, code):
         return Response(self.OutputSerializer(get_invite_preview(code=code)).data)

@@ -1,0 +1,164 @@
+"""The OpenAPI description of the error envelope, attached to every operation where it applies.
+
+Which errors an operation can return follows mostly from how its view is set up
+(a request body, authentication, throttles); the rest a view names with
+`@api_errors(...)` on its handler, as the exception classes it raises.
+"""
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from drf_spectacular import openapi
+from drf_spectacular.plumbing import force_instance
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import AllowAny
+
+from project.exception_handler import CONTRACT_FIELD_CODES
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable snake_case error code for programs; never translated.")
+    detail = serializers.CharField(help_text="A sentence for people, in the language of Accept-Language (en, ru).")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: field name (or non_field_errors) -> messages.",
+    )
+
+
+@dataclass(frozen=True)
+class ErrorDoc:
+    status: int
+    code: str
+    detail: str
+    errors: dict | None = None
+
+    @classmethod
+    def of(cls, exception: type[APIException]) -> "ErrorDoc":
+        return cls(exception.status_code, exception.default_code, str(exception.default_detail))
+
+    def example(self) -> OpenApiExample:
+        value = {"code": self.code, "detail": self.detail}
+        if self.errors is not None:
+            value["errors"] = self.errors
+        return OpenApiExample(self.code, value=value, response_only=True, status_codes=[str(self.status)])
+
+
+def api_errors(*exceptions: type[APIException]):
+    """Name the domain errors a view handler raises, for the schema (its code, status and text)."""
+
+    def mark(handler):
+        handler.api_errors = exceptions
+        return handler
+
+    return mark
+
+
+INVALID = ErrorDoc(400, "invalid", "Invalid input.", {"field": ["This field is required."]})
+PARSE_ERROR = ErrorDoc(400, "parse_error", "JSON parse error - Expecting value: line 1 column 1 (char 0)")
+NOT_AUTHENTICATED = ErrorDoc(401, "not_authenticated", "Authentication credentials were not provided.")
+TOKEN_NOT_VALID = ErrorDoc(401, "token_not_valid", "Given token not valid for any token type")
+REQUEST_TOO_LARGE = ErrorDoc(413, "request_too_large", "The request body is too large.")
+UNSUPPORTED_MEDIA_TYPE = ErrorDoc(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.')
+THROTTLED = ErrorDoc(429, "throttled", "Request was throttled. Expected available in 42 seconds.")
+SERVICE_UNAVAILABLE = ErrorDoc(503, "service_unavailable", "The service is temporarily unavailable.")
+
+# Statuses whose replies carry Retry-After (seconds).
+RETRY_AFTER_STATUSES = (429, 503)
+
+STATUS_TITLES = {
+    400: "The request was refused",
+    401: "The token is missing or not valid",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "The request body is too large",
+    415: "The body is not JSON",
+    429: "Too many requests; retry after Retry-After seconds",
+    503: "Temporarily unavailable; retry later",
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's AutoSchema plus the error envelope replies and readable component names."""
+
+    def get_serializer_name(self, serializer, direction):
+        # Views nest their own InputSerializer/OutputSerializer: name them after the view
+        # (RequestCodeView.InputSerializer -> RequestCodeRequest), or they would all collide.
+        outer, _, inner = type(serializer).__qualname__.rpartition(".")
+        if outer.endswith("View") and inner in {"InputSerializer", "OutputSerializer"}:
+            operation = outer.removesuffix("View")
+            return operation if inner == "InputSerializer" else f"{operation}Response"
+        return super().get_serializer_name(serializer, direction)
+
+    def error_docs(self) -> list[ErrorDoc]:
+        docs = []
+        if self._has_request_body():
+            docs.append(INVALID)
+            docs += [ErrorDoc(400, code, message) for code, message in self._contract_field_errors()]
+            docs += [PARSE_ERROR, REQUEST_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE]
+        if not all(isinstance(permission, AllowAny) for permission in self.view.get_permissions()):
+            docs += [NOT_AUTHENTICATED, TOKEN_NOT_VALID]
+        handler = getattr(self.view, self.method.lower(), None)
+        docs += [ErrorDoc.of(exception) for exception in getattr(handler, "api_errors", ())]
+        if self.view.get_throttles():
+            docs.append(THROTTLED)
+        docs.append(SERVICE_UNAVAILABLE)
+        unique = {(doc.status, doc.code): doc for doc in docs}
+        return sorted(unique.values(), key=lambda doc: doc.status)
+
+    def _has_request_body(self) -> bool:
+        return self.method in {"POST", "PUT", "PATCH"} and self.get_request_serializer() is not None
+
+    def _contract_field_errors(self):
+        serializer = force_instance(self.get_request_serializer())
+        for field in getattr(serializer, "fields", {}).values():
+            for code, message in field.error_messages.items():
+                if code in CONTRACT_FIELD_CODES:
+                    yield code, str(message)
+
+    def error_responses(self) -> dict[str, OpenApiResponse]:
+        by_status: dict[int, list[ErrorDoc]] = {}
+        for doc in self.error_docs():
+            by_status.setdefault(doc.status, []).append(doc)
+        return {
+            str(status): OpenApiResponse(
+                ErrorSerializer,
+                description=f"{self._title(status)}. Codes: {', '.join(f'`{doc.code}`' for doc in docs)}.",
+                examples=[doc.example() for doc in docs],
+            )
+            for status, docs in by_status.items()
+        }
+
+    @staticmethod
+    def _title(status: int) -> str:
+        return STATUS_TITLES.get(status) or HTTPStatus(status).phrase
+
+    # Below extend_schema(responses=...), which replaces get_response_serializers() wholesale,
+    # so the error replies are added wherever a view's success reply comes from.
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for status, response in self.error_responses().items():
+            if status not in responses:
+                responses[status] = self._get_response_for_code(response, status, direction=direction)
+        return responses
+
+    def get_override_parameters(self):
+        statuses = {doc.status for doc in self.error_docs()} & set(RETRY_AFTER_STATUSES)
+        retry_after = OpenApiParameter(
+            "Retry-After",
+            int,
+            OpenApiParameter.HEADER,
+            description="Seconds to wait before retrying.",
+            response=sorted(statuses),
+        )
+        return [*super().get_override_parameters(), retry_after]
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is not None:
+            codes = ", ".join(f"`{doc.code}` ({doc.status})" for doc in self.error_docs())
+            description = operation.get("description", "")
+            operation["description"] = f"{description}\n\nError codes: {codes}.".lstrip()
+        return operation

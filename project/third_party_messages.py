@@ -1,0 +1,34 @@
+"""Messages of SimpleJWT and DRF that reach clients, listed so `makemessages` puts them in our catalogue.
+
+LOCALE_PATHS take precedence over the packages' own catalogues. SimpleJWT ships Russian only as
+`ru_RU` (which the `ru` language does not load) and leaves some of it untranslated; DRF's Russian
+leaves the throttling hint in English and mistranslates "throttled" as "ignored".
+"""
+
+from django.utils.translation import gettext_noop
+
+SIMPLEJWT = [
+    gettext_noop("Authorization header must contain two space-delimited values"),
+    gettext_noop("Given token not valid for any token type"),
+    gettext_noop("Token contained no recognizable user identification"),
+    gettext_noop("User not found"),
+    gettext_noop("User is inactive"),
+    gettext_noop("The user's password has been changed."),
+    gettext_noop("Token is invalid"),
+    gettext_noop("Token is expired"),
+    gettext_noop("Token is invalid or expired"),
+    gettext_noop("Token is blacklisted"),
+    gettext_noop("Token has no id"),
+    gettext_noop("Token has no type"),
+    gettext_noop("Token has wrong type"),
+    gettext_noop("Token has no '{}' claim"),
+    gettext_noop("Token '{}' claim has expired"),
+    gettext_noop("No active account found for the given token."),
+]
+
+DRF = [
+    gettext_noop("Request was throttled."),
+    gettext_noop("Expected available in {wait} second."),
+    gettext_noop("Expected available in {wait} seconds."),
+    gettext_noop("Invalid cursor"),
+]

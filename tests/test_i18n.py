@@ -1,0 +1,170 @@
+import shutil
+from pathlib import Path
+
+import polib
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import translation
+
+from tests.conftest import code_sent_to
+
+pytestmark = pytest.mark.django_db
+
+CODE_URL = "/api/v1/auth/code/"
+TOKEN_URL = "/api/v1/auth/token/"
+REFRESH_URL = "/api/v1/auth/token/refresh/"
+PROFILE_URL = "/api/v1/me/"
+
+LOCALE = Path(settings.BASE_DIR) / "locale"
+CATALOGUE = LOCALE / "ru" / "LC_MESSAGES" / "django.po"
+
+
+@pytest.fixture(autouse=True)
+def back_to_default_language():
+    yield
+    translation.deactivate()
+
+
+def call(api, language, method, url, data=None, **headers):
+    send = getattr(api, method)
+    if data is None:
+        return send(url, HTTP_ACCEPT_LANGUAGE=language, **headers)
+    return send(url, data, format="json", HTTP_ACCEPT_LANGUAGE=language, **headers)
+
+
+def test_invalid_phone(api):
+    ru = call(api, "ru", "post", CODE_URL, {"phone": "12345"})
+    en = call(api, "en", "post", CODE_URL, {"phone": "12345"})
+
+    assert ru.status_code == en.status_code == 400
+    assert ru.json() == {
+        "code": "invalid_phone",
+        "detail": "Неверные данные.",
+        "errors": {"phone": ["Введите правильный номер телефона, например +7 911 000-00-00."]},
+    }
+    assert en.json() == {
+        "code": "invalid_phone",
+        "detail": "Invalid input.",
+        "errors": {"phone": ["Enter a valid phone number, e.g. +7 911 000-00-00."]},
+    }
+
+
+def test_wrong_code(api, outbox):
+    api.post(CODE_URL, {"phone": "+79110000001"}, format="json")
+    wrong = "0000" if code_sent_to(outbox, "+79110000001") != "0000" else "1111"
+
+    ru = call(api, "ru", "post", TOKEN_URL, {"phone": "+79110000001", "code": wrong})
+    en = call(api, "en", "post", TOKEN_URL, {"phone": "+79110000001", "code": wrong})
+
+    assert ru.status_code == en.status_code == 400
+    assert ru.json() == {"code": "invalid_code", "detail": "Неверный код."}
+    assert en.json() == {"code": "invalid_code", "detail": "The code is wrong."}
+
+
+def test_missing_field_is_drf_validation_error(api):
+    ru = call(api, "ru-RU,ru;q=0.9", "post", CODE_URL, {})
+    en = call(api, "en-US,en;q=0.9", "post", CODE_URL, {})
+
+    assert ru.json() == {
+        "code": "invalid",
+        "detail": "Неверные данные.",
+        "errors": {"phone": ["Обязательное поле."]},
+    }
+    assert en.json() == {
+        "code": "invalid",
+        "detail": "Invalid input.",
+        "errors": {"phone": ["This field is required."]},
+    }
+
+
+def test_not_authenticated(api):
+    ru = call(api, "ru", "get", PROFILE_URL)
+    en = call(api, "en", "get", PROFILE_URL)
+
+    assert ru.status_code == en.status_code == 401
+    assert ru.json() == {"code": "not_authenticated", "detail": "Учетные данные не были предоставлены."}
+    assert en.json() == {"code": "not_authenticated", "detail": "Authentication credentials were not provided."}
+
+
+def test_simplejwt_access_token_error(api):
+    garbage = {"HTTP_AUTHORIZATION": "Bearer not-a-token"}
+
+    ru = call(api, "ru", "get", PROFILE_URL, **garbage)
+    en = call(api, "en", "get", PROFILE_URL, **garbage)
+
+    assert ru.status_code == en.status_code == 401
+    assert ru.json() == {"code": "token_not_valid", "detail": "Токен недействителен"}
+    assert en.json() == {"code": "token_not_valid", "detail": "Given token not valid for any token type"}
+
+
+def test_simplejwt_refresh_token_error(api):
+    ru = call(api, "ru", "post", REFRESH_URL, {"refresh": "not-a-token"})
+    en = call(api, "en", "post", REFRESH_URL, {"refresh": "not-a-token"})
+
+    assert ru.json() == {"code": "token_not_valid", "detail": "Токен недействителен"}
+    assert en.json() == {"code": "token_not_valid", "detail": "Token is invalid"}
+
+
+def test_resend_limit(api, outbox):
+    api.post(CODE_URL, {"phone": "+79110000001"}, format="json")
+
+    ru = call(api, "ru", "post", CODE_URL, {"phone": "+79110000001"})
+    en = call(api, "en", "post", CODE_URL, {"phone": "+79110000001"})
+
+    assert ru.status_code == en.status_code == 429
+    assert ru.json()["code"] == en.json()["code"] == "throttled"
+    assert ru.json()["detail"].startswith("Слишком много запросов. Повторите через ")
+    assert en.json()["detail"].startswith("Request was throttled. Expected available in ")
+
+
+def test_unknown_language_falls_back_to_english(api):
+    response = call(api, "de", "get", PROFILE_URL)
+
+    assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_sms_is_in_sms_language_whatever_the_request_language(api, outbox):
+    call(api, "en", "post", CODE_URL, {"phone": "+79110000001"})
+
+    assert outbox[-1]["text"] == f"Ваш код для входа: {code_sent_to(outbox, '+79110000001')}"
+
+
+@override_settings(SMS_LANGUAGE="en")
+def test_sms_language_is_a_setting(api, outbox):
+    call(api, "ru", "post", CODE_URL, {"phone": "+79110000001"})
+
+    assert outbox[-1]["text"] == f"Your sign-in code: {code_sent_to(outbox, '+79110000001')}"
+
+
+def test_catalogue_is_fully_translated():
+    catalogue = polib.pofile(str(CATALOGUE))
+
+    assert catalogue.percent_translated() == 100
+    assert not catalogue.fuzzy_entries()
+    assert not catalogue.obsolete_entries()
+
+
+def test_compiled_catalogue_is_fresh():
+    source = {(entry.msgctxt, entry.msgid): entry.msgstr for entry in polib.pofile(str(CATALOGUE)) if entry.msgid}
+    compiled = {(entry.msgctxt, entry.msgid): entry.msgstr for entry in polib.mofile(str(CATALOGUE.with_suffix(".mo")))}
+
+    assert compiled == source, "locale/ru/LC_MESSAGES/django.mo is stale: run `make messages` and commit it"
+
+
+@pytest.mark.skipif(not shutil.which("xgettext"), reason="needs GNU gettext (apt-get install gettext)")
+def test_catalogue_has_every_message_of_the_code(tmp_path, monkeypatch):
+    root = Path(settings.BASE_DIR)
+    for package in ("accounts", "project", "referrals"):
+        shutil.copytree(root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(LOCALE, tmp_path / "locale")
+    monkeypatch.chdir(tmp_path)
+
+    with override_settings(LOCALE_PATHS=[tmp_path / "locale"]):
+        call_command("makemessages", locale=["ru"], no_location=True, verbosity=0)
+
+    extracted = polib.pofile(str(tmp_path / "locale" / "ru" / "LC_MESSAGES" / "django.po"))
+    current = {entry.msgid for entry in extracted if not entry.obsolete}
+    assert current == {entry.msgid for entry in polib.pofile(str(CATALOGUE))}, "run `make messages` and translate"
+    assert not extracted.untranslated_entries(), "new messages: run `make messages` and translate them"

@@ -1,0 +1,172 @@
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
+
+CHECKED_IN = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
+
+ERROR_CODES = {
+    "invalid_phone",
+    "phone_region_not_allowed",
+    "invalid_code",
+    "code_expired",
+    "throttled",
+    "sms_delivery_failed",
+    "invite_code_not_found",
+    "own_invite_code",
+    "invite_code_already_activated",
+    "invite_cycle",
+    "not_authenticated",
+    "token_not_valid",
+    "request_too_large",
+    "parse_error",
+    "unsupported_media_type",
+    "service_unavailable",
+    "not_found",
+    "activation_conflict",
+    "invalid",
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The schema as the code describes it now, validated, with any generator warning failing the test."""
+    path = tmp_path_factory.mktemp("schema") / "openapi.yaml"
+    call_command("spectacular", "--lang", "en", "--file", str(path), "--validate", "--fail-on-warn")
+    return path.read_text()
+
+
+@pytest.fixture(scope="module")
+def schema(generated):
+    return yaml.safe_load(generated)
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_checked_in_schema_matches_the_code(generated):
+    assert CHECKED_IN.read_text() == generated, "docs/openapi.yaml is stale: run `make schema` and commit it"
+
+
+def test_every_operation_is_tagged_summarised_and_lists_its_error_codes(schema):
+    for name, operation in operations(schema):
+        assert operation.get("tags"), name
+        assert operation.get("summary"), name
+        assert "Error codes: `" in operation["description"], name
+
+
+def test_every_error_reply_is_the_envelope(schema):
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "detail"]
+    for name, operation in operations(schema):
+        errors = {status: reply for status, reply in operation["responses"].items() if int(status) >= 400}
+        assert "503" in errors, name
+        for status, reply in errors.items():
+            content = reply["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (name, status)
+            for example in content["examples"].values():
+                assert example["value"]["code"] in reply["description"], (name, status)
+
+
+def test_every_error_code_is_documented(generated):
+    documented = set(re.findall(r"code: ([a-z_]+)\n", generated))
+
+    assert documented == ERROR_CODES
+
+
+def test_limits_are_documented_with_retry_after(schema):
+    code = schema["paths"]["/api/v1/auth/code/"]["post"]["responses"]
+
+    assert "Retry-After" in code["429"]["headers"]
+    assert "Retry-After" not in code["200"].get("headers", {})
+
+
+def test_authenticated_operations_need_the_bearer_scheme(schema):
+    assert schema["components"]["securitySchemes"]["jwtAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    profile = schema["paths"]["/api/v1/me/"]["get"]
+    assert profile["security"] == [{"jwtAuth": []}]
+    assert set(profile["responses"]["401"]["content"]["application/json"]["examples"]) == {
+        "NotAuthenticated",
+        "TokenNotValid",
+    }
+    assert schema["paths"]["/api/v1/auth/code/"]["post"]["security"] == [{}]
+
+
+def test_description_explains_sign_in_and_limits(schema):
+    description = schema["info"]["description"]
+
+    for words in (
+        "/api/v1/auth/code/",
+        "/api/v1/auth/token/",
+        "Bearer",
+        "Retry-After",
+        "60 seconds",
+        "Accept-Language",
+    ):
+        assert words in description
+
+
+class AssetLinks(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.links.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+
+# Production serves collectstatic's hashed files; here the finders serve them unhashed, same paths otherwise.
+UNHASHED_STATIC = {
+    **settings.STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+
+@override_settings(STORAGES=UNHASHED_STATIC)
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_need_no_internet(client, page):
+    response = client.get(page)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    parser = AssetLinks()
+    parser.feed(html)
+    assert parser.links, "the page loads its viewer"
+    assert all(link.startswith("/static/") for link in parser.links), parser.links
+    # Nothing is fetched from a CDN, in tags or inline scripts (the OpenAPI spec URL is relative).
+    assert not re.search(r"""["'(]https?://""", html), re.findall(r"https?://[^\s\"')]+", html)
+    if page == "/api/docs/":
+        assert '"validatorUrl": null' in html  # Swagger UI's default badge comes from validator.swagger.io
+    for link in parser.links:
+        asset = client.get(link)
+        assert asset.status_code == 200, link
+        assert b"".join(asset.streaming_content if asset.streaming else [asset.content])
+
+
+def test_schema_is_served_as_checked_in(client):
+    response = client.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert yaml.safe_load(response.content) == yaml.safe_load(CHECKED_IN.read_text())
+
+
+def test_schema_is_served_as_json_with_russian_examples(client):
+    response = client.get("/api/schema/?format=json&lang=ru")
+
+    examples = response.json()["paths"]["/api/v1/auth/token/"]["post"]["responses"]["400"]["content"]
+    assert examples["application/json"]["examples"]["InvalidCode"]["value"]["detail"] == "Неверный код."
