@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-from accounts.exceptions import CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
+from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.fields import OneTimeCodeField, PhoneNumberField
 from accounts.profile import profile_data, profile_serializer_class
 from accounts.services import request_code, sign_in
@@ -88,7 +88,7 @@ class ObtainTokenView(PublicAuthView):
         ),
         examples=schema_examples.OBTAIN_TOKEN,
     )
-    @api_errors(InvalidCode, CodeExpired)
+    @api_errors(InvalidCode, CodeExpired, AccountDisabled)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

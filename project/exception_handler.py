@@ -6,7 +6,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,10 @@ def envelope_exception_handler(exc, context):
     response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
     if response is None:
         return None  # a bug: let it 500 and reach the logs
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ParseError):
+        # DRF's own text ("JSON parse error - ...") is not translatable and echoes parser internals.
+        response.data = {"code": "parse_error", "detail": _("The request body is not valid JSON.")}
+    elif isinstance(exc, ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = {"code": validation_code(exc), "detail": _("Invalid input."), "errors": errors}
     elif isinstance(response.data, dict) and "detail" in response.data:

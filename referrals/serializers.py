@@ -2,7 +2,9 @@ from rest_framework import serializers
 
 
 class ProfileSerializer(serializers.Serializer):
-    """The profile of DESIGN.md; also the `user` of sign-in replies (ACCOUNTS_PROFILE_SERIALIZER)."""
+    """A person's own account, invite code, inviter and invitees."""
+
+    # Also the `user` of sign-in replies, through settings.ACCOUNTS_PROFILE_SERIALIZER.
 
     id = serializers.IntegerField()
     phone = serializers.CharField()

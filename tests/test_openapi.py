@@ -29,6 +29,7 @@ ERROR_CODES = {
     "service_unavailable",
     "not_found",
     "activation_conflict",
+    "account_disabled",
     "invalid",
 }
 
