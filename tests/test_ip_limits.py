@@ -101,3 +101,41 @@ def test_ip_limit_is_shared_by_gunicorn_workers(tmp_path):
     assert Counter(statuses) == {400: 5, 429: 10}
     pids = set(re.findall(r"^<(\d+)> (?:400|429)$", access_log.read_text(), re.MULTILINE))
     assert len(pids) >= 2, "all requests went to one worker; the test proved nothing"
+
+
+def redis_url():
+    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_reachable():
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not redis_reachable(), reason="Redis is not running on 127.0.0.1:6379")
+def test_limits_live_in_redis_when_redis_url_is_set(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url()}}
+    settings.AUTH_IP_RATE = "2/minute"
+    cache.clear()
+    client = APIClient(REMOTE_ADDR="203.0.113.9")
+
+    statuses = [client.post("/api/v1/auth/token/", {}, format="json").status_code for _ in range(3)]
+
+    assert statuses == [400, 400, 429]
+    assert cache.get("throttle:auth:token:203.0.113.9")  # the history is in Redis
+    cache.clear()
+
+
+def test_redis_url_selects_the_redis_cache():
+    code = "from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/15"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "project.settings"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+
+    assert result.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
