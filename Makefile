@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format schema install migrate
+.PHONY: run test lint format schema install migrate bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Needs PostgreSQL (DATABASE_URL's server, else 127.0.0.1:5432 user postgres) and wrk; see docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m bench.run --report docs/benchmarks.md
