@@ -260,6 +260,7 @@ def write_report(path: Path, description: list[str], lines: list[str]) -> None:
     if REPORT_START not in text or REPORT_END not in text:
         text = text.rstrip("\n") + f"\n\n{REPORT_START}\n{REPORT_END}\n"
     start, end = text.find(REPORT_START), text.find(REPORT_END) + len(REPORT_END)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text[:start] + block + text[end:])
 
 
