@@ -310,6 +310,8 @@ def main() -> int:
             f"(extra users, distinct activated_at); {TEST_PHONES} test phones with fixed codes"
         )
         load = f"wrk -t{threads} -c{connections} -d{seconds}s per endpoint, one endpoint at a time"
+        counters = "Redis (REDIS_URL)" if env.get("REDIS_URL") else "the database cache table (no REDIS_URL)"
+        load += f"; per-IP limit {env['AUTH_IP_RATE']}, its counters in {counters}"
         description = machine(postgres_version=postgres_version, workers=workers, data_set=data_set, load=load)
         write_report(args.report, description, lines)
     return 1 if failures else 0
