@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format schema schema-check messages install migrate check-container
+.PHONY: run test lint format schema schema-check messages install migrate check-container bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,7 @@ format: install
 # docker-compose.yml through the real Compose implementation, the Dockerfile through hadolint; no Docker engine needed.
 check-container: install
 	PYTHON=$(BIN)/python bin/check-container
+
 # The OpenAPI document, validated; any generator warning fails. tests/test_openapi.py fails when it is stale.
 schema: install
 	DEBUG=$${DEBUG-1} $(BIN)/python manage.py spectacular --lang en --file docs/openapi.yaml --validate --fail-on-warn
@@ -48,3 +49,7 @@ schema-check: install
 messages: install
 	DEBUG=$${DEBUG-1} $(BIN)/python manage.py makemessages -l ru --no-location
 	DEBUG=$${DEBUG-1} $(BIN)/python manage.py compilemessages -l ru --ignore .venv
+
+# Needs PostgreSQL (DATABASE_URL's server, else 127.0.0.1:5432 user postgres) and wrk; see docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m bench.run --report docs/benchmarks.md

@@ -1,0 +1,321 @@
+"""`make bench`: every endpoint under load, against a bare Django view on the same server.
+
+Creates a fresh database (drop + create) on the PostgreSQL server of DATABASE_URL (or
+127.0.0.1:5432, user postgres), migrates, loads the data set, starts gunicorn with
+production settings and drives each endpoint with wrk from a separate process.
+
+Environment: BENCH_SECONDS (20), BENCH_CONNECTIONS (8), BENCH_THREADS (2), BENCH_USERS
+(10000), BENCH_INVITEES (100000), BENCH_DATABASE (referrals_bench: dropped and created).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from bench.load_data import test_phone
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA_SCRIPT = Path(__file__).resolve().parent / "request.lua"
+GUNICORN_CONFIG = ROOT / "project" / "gunicorn.conf.py"
+# The container's worker settings, used until project/gunicorn.conf.py exists to say them once for both.
+WORKER_OPTIONS = ["--workers", "2", "--worker-class", "sync"]
+TEST_PHONES = 20
+FIXED_CODE = "1234"
+DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+REPORT_START, REPORT_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    label: str
+    method: str
+    path: str
+    token: str = "-"  # noqa: S105  ("-": no Authorization header)
+    body: str = "-"
+    phones: str = "-"
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    socket_errors: int
+
+    def line(self, ceiling_rps: float) -> str:
+        ratio = self.rps / ceiling_rps if ceiling_rps else 0.0
+        return (
+            f"{self.label}  rps={self.rps:.0f}  p50_ms={self.p50_ms:.2f}  p99_ms={self.p99_ms:.2f}  ratio={ratio:.2f}"
+        )
+
+
+def setting(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def database_urls(name: str) -> tuple[str, str]:
+    """(maintenance database URL, benchmark database URL) on the server of DATABASE_URL."""
+    server = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER)
+    return server._replace(path="/postgres").geturl(), server._replace(path=f"/{name}").geturl()
+
+
+def recreate_database(maintenance_url: str, name: str) -> str:
+    import psycopg2
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"BENCH_DATABASE must be a plain lower-case name, not {name!r}")
+    connection = psycopg2.connect(maintenance_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cursor.execute(f"CREATE DATABASE {name}")
+            cursor.execute("SHOW server_version")
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+def server_environment(database_url: str) -> dict[str, str]:
+    phones = ",".join(f"{test_phone(i)}:{FIXED_CODE}" for i in range(TEST_PHONES))
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SMS_BACKEND": "console",
+        "LOG_LEVEL": "WARNING",
+        "OTP_TEST_PHONES": phones,
+        # The load comes from one IP: lift the per-IP limit, but keep the throttle's work.
+        "AUTH_IP_RATE": "1000000/second",
+        "ROOT_URLCONF": "bench.urls",
+    }
+
+
+def worker_options() -> list[str]:
+    return ["--config", str(GUNICORN_CONFIG)] if GUNICORN_CONFIG.exists() else WORKER_OPTIONS
+
+
+def start_gunicorn(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    # Gunicorn inherits an already listening socket on a free port: no race for the port.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    command = [sys.executable, "-m", "gunicorn", *worker_options(), "--bind", f"fd://{listener.fileno()}"]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(  # noqa: S603  (our own fixed command line)
+            [*command, "project.wsgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=[listener.fileno()],
+        )
+    listener.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}:\n{log_path.read_text()}")
+        try:
+            if call(base, "GET", "/healthz")[0] == 200:
+                return server, base
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"gunicorn did not answer /healthz:\n{log_path.read_text()}")
+
+
+def call(base: str, method: str, path: str, *, token: str | None = None, body: dict | None = None):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  (our own http://127.0.0.1)
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def expect_ok(base: str, method: str, path: str, **kwargs) -> dict:
+    status, payload = call(base, method, path, **kwargs)
+    if status != 200:
+        raise SystemExit(f"{method} {path} answered {status}: {payload}")
+    return payload
+
+
+def sign_in(base: str, phone: str) -> str:
+    return expect_ok(base, "POST", "/api/v1/auth/token/", body={"phone": phone, "code": FIXED_CODE})["access"]
+
+
+def deep_cursor(base: str, token: str, *, invitees: int) -> str:
+    """A cursor halfway down the invitee list, reached by following `next` as a client would."""
+    path = "/api/v1/me/invitees/?page_size=100"
+    for _ in range(max(1, invitees // 2 // 100)):
+        next_url = expect_ok(base, "GET", path, token=token)["next"]
+        path = urlsplit(next_url)._replace(scheme="", netloc="").geturl()
+    return parse_qs(urlsplit(path).query)["cursor"][0]
+
+
+def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
+    inviter = sign_in(base, test_phone(0))
+    retrying = sign_in(base, test_phone(1))  # has activated user 2's code: retrying it is idempotent
+    own_code = expect_ok(base, "GET", "/api/v1/me/", token=inviter)["invite_code"]
+    activated_code = expect_ok(base, "GET", "/api/v1/me/", token=retrying)["activated_invite_code"]
+    cursor = deep_cursor(base, inviter, invitees=invitees)
+    phones = ",".join(test_phone(i) for i in range(3, TEST_PHONES))
+    return [
+        Endpoint("GET /bench/ceiling/", "GET", "/bench/ceiling/"),
+        Endpoint("GET /api/v1/me/", "GET", "/api/v1/me/", token=inviter),
+        Endpoint("GET /api/v1/me/invitees/", "GET", "/api/v1/me/invitees/", token=inviter),
+        Endpoint("GET /api/v1/me/invitees/?cursor=deep", "GET", f"/api/v1/me/invitees/?cursor={cursor}", token=inviter),
+        Endpoint("POST /api/v1/auth/code/", "POST", "/api/v1/auth/code/", body='{"phone": "{phone}"}', phones=phones),
+        Endpoint(
+            "POST /api/v1/auth/token/",
+            "POST",
+            "/api/v1/auth/token/",
+            body=f'{{"phone": "{{phone}}", "code": "{FIXED_CODE}"}}',
+            phones=phones,
+        ),
+        Endpoint(
+            "POST /api/v1/me/invite/",
+            "POST",
+            "/api/v1/me/invite/",
+            token=retrying,
+            body=json.dumps({"invite_code": activated_code}),
+        ),
+        Endpoint("GET /api/v1/invite-codes/{code}/", "GET", f"/api/v1/invite-codes/{own_code}/"),
+    ]
+
+
+def run_wrk(url: str, *, seconds: int, connections: int, threads: int, args: list[str]) -> dict:
+    """wrk's counts and latency percentiles for one endpoint, from request.lua's summary line."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA_SCRIPT), url]
+    output = subprocess.run([*command, "--", *args], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    match = re.search(r"^BENCH_RESULT (\{.*\})$", output, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"wrk printed no summary:\n{output}")
+    return json.loads(match.group(1))
+
+
+def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, threads: int) -> Result:
+    args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones]
+    raw = run_wrk(base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args)
+    return Result(
+        label=endpoint.label,
+        rps=raw["requests"] / (raw["duration_us"] / 1e6),
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        non2xx=raw["non2xx"],
+        socket_errors=raw["socket_errors"],
+    )
+
+
+def machine(*, postgres_version: str, workers: str, data_set: str, load: str) -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in read_lines("/proc/cpuinfo") if "model name" in line), "?")
+    memory_kb = next((int(line.split()[1]) for line in read_lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return [
+        f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {os.cpu_count()} CPUs (nproc), {memory_kb / 1024 / 1024:.1f} GiB memory, {cpu}",
+        f"- Python {platform.python_version()}, PostgreSQL {postgres_version}; server, database and wrk share it",
+        f"- Gunicorn: {workers}",
+        f"- Data set: {data_set}",
+        f"- Load: {load}",
+    ]
+
+
+def read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def write_report(path: Path, description: list[str], lines: list[str]) -> None:
+    block = "\n".join([REPORT_START, *description, "", "```", *lines, "```", REPORT_END])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if REPORT_START not in text or REPORT_END not in text:
+        text = text.rstrip("\n") + f"\n\n{REPORT_START}\n{REPORT_END}\n"
+    start, end = text.find(REPORT_START), text.find(REPORT_END) + len(REPORT_END)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text[:start] + block + text[end:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", type=Path, help="write the table and the machine into this Markdown file")
+    args = parser.parse_args()
+    seconds = setting("BENCH_SECONDS", 20)
+    connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
+    users, invitees = setting("BENCH_USERS", 10_000), setting("BENCH_INVITEES", 100_000)
+    name = os.environ.get("BENCH_DATABASE") or "referrals_bench"
+
+    maintenance_url, database_url = database_urls(name)
+    postgres_version = recreate_database(maintenance_url, name)
+    env = server_environment(database_url)
+    manage = [sys.executable, "manage.py"]
+    for command in (["migrate", "--noinput", "-v0"], ["createcachetable"]):
+        subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True)  # noqa: S603
+    loader = ["--users", str(users), "--invitees", str(invitees), "--test-phones", str(TEST_PHONES)]
+    subprocess.run([sys.executable, "-m", "bench.load_data", *loader], cwd=ROOT, env=env, check=True)  # noqa: S603
+
+    with tempfile.TemporaryDirectory() as scratch:
+        log_path = Path(scratch) / "gunicorn.log"
+        server, base = start_gunicorn(env, log_path)
+        try:
+            results = [
+                measure(base, endpoint, seconds=seconds, connections=connections, threads=threads)
+                for endpoint in endpoints(base, invitees=invitees)
+            ]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        failures = [result for result in results if result.non2xx or result.socket_errors]
+        if failures:
+            print(log_path.read_text()[-4000:], file=sys.stderr)
+
+    lines = [result.line(results[0].rps) for result in results]
+    print("\n".join(lines))
+    for result in failures:
+        print(f"FAILED {result.label}: {result.non2xx} non-2xx, {result.socket_errors} socket errors", file=sys.stderr)
+    if args.report:
+        workers = (
+            f"--config {GUNICORN_CONFIG.relative_to(ROOT)}" if GUNICORN_CONFIG.exists() else " ".join(WORKER_OPTIONS)
+        )
+        data_set = (
+            f"{users:,} users with referral rows and unique invite codes; one of them has {invitees:,} invitees "
+            f"(extra users, distinct activated_at); {TEST_PHONES} test phones with fixed codes"
+        )
+        load = f"wrk -t{threads} -c{connections} -d{seconds}s per endpoint, one endpoint at a time"
+        counters = "Redis (REDIS_URL)" if env.get("REDIS_URL") else "the database cache table (no REDIS_URL)"
+        load += f"; per-IP limit {env['AUTH_IP_RATE']}, its counters in {counters}"
+        description = machine(postgres_version=postgres_version, workers=workers, data_set=data_set, load=load)
+        write_report(args.report, description, lines)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

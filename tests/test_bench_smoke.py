@@ -1,0 +1,97 @@
+"""`make bench` keeps working: a small data set, two seconds per endpoint, every answer 2xx."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from bench.run import run_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+LINE = re.compile(r"^(GET|POST) (\S+)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
+LABELS = [
+    "GET /bench/ceiling/",
+    "GET /api/v1/me/",
+    "GET /api/v1/me/invitees/",
+    "GET /api/v1/me/invitees/?cursor=deep",
+    "POST /api/v1/auth/code/",
+    "POST /api/v1/auth/token/",
+    "POST /api/v1/me/invite/",
+    "GET /api/v1/invite-codes/{code}/",
+]
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+
+
+@pytest.fixture
+def bench_database():
+    import psycopg2
+
+    server = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{server.path.lstrip('/')}_smoke"
+    yield name
+    connection = psycopg2.connect(server._replace(path="/postgres").geturl())
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    connection.close()
+
+
+@needs_wrk
+@pytest.mark.postgres
+def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_database, tmp_path):
+    report = tmp_path / "benchmarks.md"
+    env = {
+        **os.environ,
+        "BENCH_DATABASE": bench_database,
+        "BENCH_USERS": "200",
+        "BENCH_INVITEES": "1000",
+        "BENCH_SECONDS": "2",
+    }
+    command = [sys.executable, "-m", "bench.run", "--report", str(report)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+    # run.py exits non-zero when wrk saw any non-2xx answer or socket error.
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [LINE.match(line) for line in done.stdout.splitlines()]
+    assert all(lines), done.stdout
+    assert [f"{m[1]} {m[2]}" for m in lines] == LABELS
+    assert all(int(m[3]) > 0 for m in lines), done.stdout
+    assert lines[0][6] == "1.00"  # the ceiling is its own reference
+    text = report.read_text()
+    assert "PostgreSQL" in text
+    assert all(line in text for line in done.stdout.splitlines())
+
+
+class RedirectEverything(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(301)
+        self.send_header("Location", "https://127.0.0.1/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@needs_wrk
+def test_the_wrk_script_counts_redirects_as_failures():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RedirectEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = run_wrk(url, seconds=1, connections=2, threads=1, args=["GET", "-", "-", "-"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result["requests"] > 0
+    assert result["non2xx"] == result["requests"]
