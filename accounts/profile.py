@@ -1,7 +1,8 @@
 """The profile that sign-in replies carry, as named in settings.
 
-`accounts` knows only its own fields; another app (referrals) widens the profile by
-naming its selector and serializer in ACCOUNTS_PROFILE_SELECTOR/_SERIALIZER.
+`accounts` knows only its own fields; another app (referrals) widens the profile by naming
+in ACCOUNTS_PROFILE_SELECTOR a function that returns the reply's object, and in
+ACCOUNTS_PROFILE_SERIALIZER the serializer that documents it.
 """
 
 from django.conf import settings
@@ -19,8 +20,8 @@ class AccountSerializer(serializers.Serializer):
     date_joined = serializers.DateTimeField()
 
 
-def get_account(*, user_id: int) -> User:
-    return User.objects.get(pk=user_id)
+def get_account(*, user_id: int) -> dict:
+    return AccountSerializer(User.objects.get(pk=user_id)).data
 
 
 def profile_serializer_class() -> type[serializers.Serializer]:
@@ -29,4 +30,4 @@ def profile_serializer_class() -> type[serializers.Serializer]:
 
 def profile_data(*, user: User) -> dict:
     selector = import_string(getattr(settings, "ACCOUNTS_PROFILE_SELECTOR", "accounts.profile.get_account"))
-    return profile_serializer_class()(selector(user_id=user.pk)).data
+    return selector(user_id=user.pk)

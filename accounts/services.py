@@ -166,13 +166,10 @@ def _seconds_until(moment: datetime, *, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
-def update_names(*, user: User, first_name: str | None = None, last_name: str | None = None) -> User:
+def update_names(*, user_id: int, first_name: str | None = None, last_name: str | None = None) -> None:
     """Change the names a person gave; nothing else of the account is theirs to edit."""
     changed = {
         name: value for name, value in (("first_name", first_name), ("last_name", last_name)) if value is not None
     }
-    for name, value in changed.items():
-        setattr(user, name, value)
     if changed:
-        user.save(update_fields=list(changed))
-    return user
+        User.objects.filter(pk=user_id, is_active=True).update(**changed)

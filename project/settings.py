@@ -89,8 +89,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    # A SELECT 1 round trip per request buys no error after a database restart; see docs/benchmarks.md.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    # Off: a SELECT 1 round trip on every request would only spare each worker one JSON 503
+    # (service_unavailable) after a database restart; the broken connection is then replaced.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
@@ -101,7 +102,15 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # The database cache is shared by every worker and process, unlike local memory.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+            # Django's default of 300 entries would let traffic from many IPs cull the
+            # counters of the others, and with them their limits.
+            "OPTIONS": {"MAX_ENTRIES": 200_000},
+        }
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -141,7 +150,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -161,6 +170,7 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "SIGNING_KEY": env("JWT_SIGNING_KEY", default=SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_USER_CLASS": "accounts.authentication.AccessTokenUser",
 }
 
 API_DESCRIPTION = """\
@@ -254,7 +264,7 @@ SMSAERO_SIGN = env("SMSAERO_SIGN", default="SMS Aero")
 EXOLVE_URL = env("EXOLVE_URL", default="https://api.exolve.ru")
 
 # The profile that sign-in replies carry; referrals widens the accounts' own one.
-ACCOUNTS_PROFILE_SELECTOR = "referrals.selectors.get_profile"
+ACCOUNTS_PROFILE_SELECTOR = "referrals.selectors.get_profile_reply"
 ACCOUNTS_PROFILE_SERIALIZER = "referrals.serializers.ProfileSerializer"
 INVITE_URL_TEMPLATE = env("INVITE_URL_TEMPLATE", default="")
 

@@ -1,12 +1,15 @@
 """Reads of the referrals app; each owns its query shape."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.utils.translation import gettext as _
+from rest_framework_simplejwt.exceptions import InvalidToken
 
-from accounts.models import User
+from accounts.exceptions import AccountDisabled
 from accounts.phone_numbers import mask_phone
 from referrals.exceptions import InviteCodeUnknown
 from referrals.invite_codes import looks_like_invite_code, normalize_invite_code
@@ -17,7 +20,12 @@ PROFILE_INVITEES = 100
 
 @dataclass(frozen=True)
 class Profile:
-    user: User
+    id: int
+    phone: str
+    first_name: str
+    last_name: str
+    date_joined: datetime
+    is_active: bool
     invite_code: str
     invite_url: str | None
     activated_invite_code: str | None
@@ -26,41 +34,87 @@ class Profile:
     invitees: list[str]
     invitees_count: int
 
-    # The accounts fields, flattened for the serializer.
-    @property
-    def id(self):
-        return self.user.pk
 
-    @property
-    def phone(self):
-        return self.user.phone
-
-    @property
-    def first_name(self):
-        return self.user.first_name
-
-    @property
-    def last_name(self):
-        return self.user.last_name
-
-    @property
-    def date_joined(self):
-        return self.user.date_joined
+# The hottest read of the service, so one round trip and no ORM compilation: the user, the
+# inviter and the 100 newest invitees (an index range scan on referral_invitees_newest) together.
+PROFILE_SQL = """
+SELECT u.id, u.phone, u.first_name, u.last_name, u.date_joined, u.is_active,
+       r.invite_code, ir.invite_code, iu.phone, r.activated_at, r.invitees_count,
+       ARRAY(
+           SELECT nu.phone FROM referrals_referral n JOIN accounts_user nu ON nu.id = n.user_id
+           WHERE n.invited_by_id = r.user_id
+           ORDER BY n.activated_at DESC, n.user_id DESC
+           LIMIT %s
+       )
+FROM referrals_referral r
+JOIN accounts_user u ON u.id = r.user_id
+LEFT JOIN referrals_referral ir ON ir.user_id = r.invited_by_id
+LEFT JOIN accounts_user iu ON iu.id = ir.user_id
+WHERE r.user_id = %s
+"""
 
 
 def get_profile(*, user_id: int) -> Profile:
-    """The user, inviter and counter in one query, the newest invitees in another: 2 at any size."""
-    referral = Referral.objects.select_related("user", "invited_by__user").get(user_id=user_id)
-    inviter = referral.invited_by
-    newest = list(newest_invitees(inviter_id=user_id).values_list("user__phone", flat=True)[:PROFILE_INVITEES])
+    """The profile of an active user: 1 query on PostgreSQL, 2 elsewhere, for any number of invitees."""
+    profile = _read_profile(user_id)
+    if not profile.is_active:
+        raise AccountDisabled()
+    return profile
+
+
+def get_profile_reply(*, user_id: int) -> dict:
+    """The profile as the API's JSON object: what ProfileSerializer describes, built without it.
+
+    The profile is the hottest reply of the service and DRF's serializer costs more than the
+    query; tests/test_referrals.py checks that both give the same object.
+    """
+    reply = asdict(get_profile(user_id=user_id))
+    del reply["is_active"]
+    return reply
+
+
+def _read_profile(user_id: int) -> Profile:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(PROFILE_SQL, [PROFILE_INVITEES, user_id])
+            row = cursor.fetchone()
+        if row is None:
+            raise InvalidToken(_("User not found"))
+        (id_, phone, first_name, last_name, date_joined, is_active, code, inviter_code, inviter_phone,
+         activated_at, invitees_count, invitees) = row  # fmt: skip
+        return Profile(
+            id=id_,
+            phone=phone,
+            first_name=first_name,
+            last_name=last_name,
+            date_joined=date_joined,
+            is_active=is_active,
+            invite_code=code,
+            invite_url=invite_url(code),
+            activated_invite_code=inviter_code,
+            invited_by=inviter_phone,
+            activated_at=activated_at,
+            invitees=invitees,
+            invitees_count=invitees_count,
+        )
+    referral = Referral.objects.select_related("user", "invited_by__user").filter(user_id=user_id).first()
+    if referral is None:
+        raise InvalidToken(_("User not found"))
+    user, inviter = referral.user, referral.invited_by
+    newest = newest_invitees(inviter_id=user_id).values_list("user__phone", flat=True)[:PROFILE_INVITEES]
     return Profile(
-        user=referral.user,
+        id=user.pk,
+        phone=user.phone,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        date_joined=user.date_joined,
+        is_active=user.is_active,
         invite_code=referral.invite_code,
         invite_url=invite_url(referral.invite_code),
         activated_invite_code=inviter.invite_code if inviter else None,
         invited_by=inviter.user.phone if inviter else None,
         activated_at=referral.activated_at,
-        invitees=newest,
+        invitees=list(newest),
         invitees_count=referral.invitees_count,
     )
 
@@ -68,6 +122,13 @@ def get_profile(*, user_id: int) -> Profile:
 def newest_invitees(*, inviter_id: int) -> QuerySet[Referral]:
     """Invitees of one user, newest first: an index range scan on referral_invitees_newest."""
     return Referral.objects.filter(invited_by_id=inviter_id).order_by("-activated_at", "-user_id")
+
+
+def invitee_rows(*, inviter_id: int) -> QuerySet[Referral]:
+    """Invitees in the shape of GET /me/invitees/ rows, newest first (the cursor pages it)."""
+    return newest_invitees(inviter_id=inviter_id).values(
+        "activated_at", phone=F("user__phone"), first_name=F("user__first_name"), last_name=F("user__last_name")
+    )
 
 
 def invite_url(code: str) -> str | None:

@@ -1,9 +1,10 @@
 """Writes of the referrals app: giving codes to new users, activating someone's code."""
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.utils import timezone
 
+from accounts.exceptions import AccountDisabled
 from accounts.models import User
 from referrals.exceptions import (
     ActivationContended,
@@ -31,27 +32,33 @@ def create_referral(*, user: User) -> Referral:
     raise RuntimeError("Could not draw a free invite code; the code space is nearly full.")
 
 
-def find_inviter_id(code: str) -> int | None:
+def activate_invite_code(*, user: User, code: str) -> None:
+    """Link `user` to the owner of `code`: once, never their own, never a cycle, even when raced."""
     code = normalize_invite_code(code)
     if not looks_like_invite_code(code):
-        return None
-    return Referral.objects.filter(invite_code=code).values_list("user_id", flat=True).first()
-
-
-def activate_invite_code(*, user: User, code: str) -> Referral:
-    """Link `user` to the owner of `code`: once, never their own, never a cycle, even when raced."""
-    inviter_id = find_inviter_id(code)
+        raise InviteCodeNotFound()
+    inviter = Referral.objects.filter(invite_code=code).values("user_id")
+    own = (
+        Referral.objects.filter(user_id=user.pk)
+        .values_list("invited_by_id", "user__is_active", Subquery(inviter[:1]))
+        .first()
+    )
+    if own is None or not own[1]:
+        raise AccountDisabled()
+    invited_by_id, _active, inviter_id = own
     if inviter_id is None:
         raise InviteCodeNotFound()
+    if invited_by_id == inviter_id:
+        return  # the same code again: an inviter, once set, never changes, so no lock is needed
     for _ in range(ACTIVATION_ATTEMPTS):
-        referral = _activate(user_id=user.pk, inviter_id=inviter_id)
-        if referral is not None:
-            return referral
+        if _activate(user_id=user.pk, inviter_id=inviter_id):
+            return
     raise ActivationContended()
 
 
 @transaction.atomic
-def _activate(*, user_id: int, inviter_id: int) -> Referral | None:
+def _activate(*, user_id: int, inviter_id: int) -> bool:
+    """True when the activation stands (new or a retry); False when the inviter's root moved."""
     # Why this is race-free: a cycle closes exactly when the root of the inviter's tree
     # is the user (the user has no inviter yet, so is a root). Only roots ever change
     # (an activation gives a root its inviter; inviters never change after), so once the
@@ -66,20 +73,20 @@ def _activate(*, user_id: int, inviter_id: int) -> Referral | None:
     locked = {row.pk: row for row in rows}
     referral = locked[user_id]
     if referral.invited_by_id == inviter_id:
-        return referral  # the same code again: an idempotent retry
+        return True  # the same code again: an idempotent retry
     if referral.activated_at is not None:
         raise InviteCodeAlreadyActivated()
     if inviter_id == user_id:
         raise OwnInviteCode()
     if _root_of(inviter_id) != root_id:
         transaction.set_rollback(True)
-        return None  # that root was itself invited meanwhile: lock the new root instead
+        return False  # that root was itself invited meanwhile: lock the new root instead
     if root_id == user_id:
         raise InviteCycle()
     referral.invited_by_id, referral.activated_at = inviter_id, timezone.now()
     referral.save(update_fields=["invited_by", "activated_at"])
     Referral.objects.filter(pk=inviter_id).update(invitees_count=F("invitees_count") + 1)
-    return referral
+    return True
 
 
 ROOT_QUERY = """

@@ -139,3 +139,26 @@ def test_redis_url_selects_the_redis_cache():
     )  # fmt: skip
 
     assert result.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
+
+
+@pytest.mark.django_db
+def test_off_lifts_the_per_ip_limit(settings):
+    settings.AUTH_IP_RATE = "off"
+    client = APIClient(REMOTE_ADDR="203.0.113.10")
+
+    statuses = {client.post("/api/v1/auth/token/", {}, format="json").status_code for _ in range(5)}
+
+    assert statuses == {400}
+    assert cache.get("throttle:auth:token:203.0.113.10") is None
+
+
+@pytest.mark.django_db
+def test_database_cache_keeps_the_counters_of_many_ips(settings):
+    settings.AUTH_IP_RATE = "1/minute"
+    client = APIClient(REMOTE_ADDR="203.0.113.11")
+    client.post("/api/v1/auth/token/", {}, format="json")
+    # Other clients' counters: more than Django's default MAX_ENTRIES (300), which would cull this one.
+    for i in range(700):
+        cache.set(f"throttle:auth:token:other-{i}", [1.0], 60)
+
+    assert client.post("/api/v1/auth/token/", {}, format="json").status_code == 429

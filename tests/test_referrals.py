@@ -1,7 +1,10 @@
 """Invite codes, activation rules, the profile and the invitee pages, through HTTP."""
 
+import json
+
 import pytest
 from django.test import override_settings
+from django.utils.dateparse import parse_datetime
 
 from referrals.invite_codes import ALPHABET
 from referrals.models import Referral
@@ -267,3 +270,72 @@ def test_deleting_an_inviter_keeps_the_activation_spent(authed, make_user):
     response = activate(client, code_of(make_user()))
 
     assert response.status_code == 409
+
+
+def test_profile_reply_is_what_the_serializer_describes(authed, make_user):
+    from referrals.selectors import get_profile, get_profile_reply
+    from referrals.serializers import ProfileSerializer
+
+    inviter, client = make_user(first_name="Ann"), authed()
+    activate(client, code_of(inviter))
+    make_invitees(client.user, 3)
+
+    expected = ProfileSerializer(get_profile(user_id=client.user.pk)).data
+    reply = client.get("/api/v1/me/").json()
+
+    assert reply == json_roundtrip(expected)
+    assert reply == json_roundtrip(get_profile_reply(user_id=client.user.pk))
+
+
+def test_invitee_rows_are_what_the_serializer_describes(authed):
+    from referrals.views import ListInviteesView
+
+    client = authed()
+    make_invitees(client.user, 3)
+
+    rows = client.get("/api/v1/me/invitees/").json()["results"]
+
+    serialized = ListInviteesView.OutputSerializer(
+        [{**row, "activated_at": parse_datetime(row["activated_at"])} for row in rows], many=True
+    ).data
+    assert rows == json_roundtrip(serialized)
+
+
+def json_roundtrip(data):
+    from rest_framework.renderers import JSONRenderer
+
+    return json.loads(JSONRenderer().render(data))
+
+
+def test_disabled_account_cannot_read_or_change_its_profile(authed):
+    client = authed()
+    client.user.is_active = False
+    client.user.save()
+
+    assert client.get("/api/v1/me/").json()["code"] == "account_disabled"
+    assert client.patch("/api/v1/me/", {"first_name": "X"}, format="json").status_code == 403
+    assert activate(client, "ZZZZZZ").status_code in {400, 403}
+    client.user.refresh_from_db()
+    assert client.user.first_name == ""
+
+
+def test_disabled_account_cannot_activate_a_code(authed, make_user):
+    client = authed()
+    client.user.is_active = False
+    client.user.save()
+
+    response = activate(client, code_of(make_user()))
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "account_disabled"
+
+
+def test_token_of_a_deleted_user_is_token_not_valid(api, sign_in, django_user_model):
+    tokens = sign_in("+79110000001")
+    django_user_model.objects.filter(phone="+79110000001").delete()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+
+    response = api.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
