@@ -108,3 +108,14 @@ class HourlySendBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.used}"
+
+
+class RateCounter(models.Model):
+    """Hits of one per-IP limit key in its current fixed window, when there is no Redis."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    window_start = models.BigIntegerField()
+    hits = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.hits}"

@@ -1,14 +1,30 @@
+import time
+
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.rate_limits import hit
+
+DEFAULT_AUTH_IP_RATE = "30/minute"
+
 
 class AuthIPThrottle(SimpleRateThrottle):
-    """AUTH_IP_RATE per client IP and endpoint, counted in the shared cache (all workers)."""
+    """AUTH_IP_RATE per client IP and endpoint: an atomic counter shared by every worker."""
 
     def get_rate(self):
-        # Read per request, so tests and operators can change it; "off" lifts the limit (benchmarks).
-        rate = settings.AUTH_IP_RATE
-        return None if rate in ("", "off") else rate
+        # Read per request, so tests and operators can change it. Empty means the default;
+        # only "off" lifts the limit (the benchmark does).
+        rate = settings.AUTH_IP_RATE or DEFAULT_AUTH_IP_RATE
+        return None if rate == "off" else rate
 
     def get_cache_key(self, request, view):
         return f"throttle:auth:{view.throttle_scope}:{self.get_ident(request)}"
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        hits, self.window_ends = hit(self.get_cache_key(request, view), window=self.duration)
+        return hits <= self.num_requests
+
+    def wait(self):
+        return max(1.0, self.window_ends - time.time())

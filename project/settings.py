@@ -98,16 +98,15 @@ else:
     )
 
 REDIS_URL = env("REDIS_URL", default="")
+# The per-IP limits count in Redis when REDIS_URL is set, else in the database
+# (accounts/rate_limits.py); the cache is shared by every worker and process either way.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    # The database cache is shared by every worker and process, unlike local memory.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "django_cache",
-            # Django's default of 300 entries would let traffic from many IPs cull the
-            # counters of the others, and with them their limits.
             "OPTIONS": {"MAX_ENTRIES": 200_000},
         }
     }
