@@ -57,6 +57,14 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def api_not_found(request, rest=""):
+    """Any other path under /api/: JSON even with DEBUG on, and no slash-appending HTML redirect."""
+    detail = _("Not found.")
+    if not request.path.endswith("/"):
+        detail = _("Not found. API paths end with a slash: %(path)s") % {"path": request.path + "/"}
+    return JsonResponse({"code": "not_found", "detail": detail}, status=404)
+
+
 def page_not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse({"code": "not_found", "detail": _("Not found.")}, status=404)

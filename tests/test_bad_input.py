@@ -1,5 +1,6 @@
 """No request, however malformed, gets a 500 or an HTML page: always the JSON envelope."""
 
+import base64
 import json
 
 import pytest
@@ -119,3 +120,47 @@ def test_unsupported_accept_is_json_406_or_served_as_json(api, outbox):
 def test_health_endpoints(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_forged_cursor_is_404_not_500(authed):
+    forged = base64.b64encode(b"p=garbage").decode()
+
+    response = authed().get(f"/api/v1/me/invitees/?cursor={forged}")
+
+    assert_envelope(response, 404)
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+def test_deeply_nested_json_is_a_parse_error(api, authed, url):
+    client = authed() if url.startswith("/api/v1/me") else api
+    response = client.generic("POST", url, "[" * 30_000, content_type="application/json")
+
+    assert_envelope(response, 400, "parse_error")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_api_paths_without_a_slash_are_json_404_in_any_mode(api, settings, debug):
+    settings.DEBUG = debug
+
+    response = api.post("/api/v1/auth/code", {"phone": "+79110000000"}, format="json")
+
+    body = assert_envelope(response, 404, "not_found")
+    assert "/api/v1/auth/code/" in body["detail"]
+
+
+def test_unknown_api_path_is_json_404_with_debug_on(api, settings):
+    settings.DEBUG = True
+
+    assert_envelope(api.get("/api/v2/nothing/"), 404, "not_found")
+
+
+def test_too_large_reply_carries_cors_headers(api, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    body = json.dumps({"phone": "+79110000000", "padding": "x" * 200_000})
+
+    response = api.generic(
+        "POST", "/api/v1/auth/code/", body, content_type="application/json", HTTP_ORIGIN="https://app.example.com"
+    )
+
+    assert response.status_code == 413
+    assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
