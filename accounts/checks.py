@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
+from accounts.otp import invalid_test_phones
 from accounts.sms_backends import BACKENDS
 
 
@@ -16,3 +17,15 @@ def sms_backend_exists(app_configs, **kwargs):
             Error(f"SMS_BACKEND={name!r} is not one of {sorted(BACKENDS)} nor an importable class.", id="accounts.E001")
         ]
     return []
+
+
+@register()
+def otp_test_phones_are_valid(app_configs, **kwargs):
+    """A typo in OTP_TEST_PHONES is reported at start-up instead of silently ignored."""
+    return [
+        Error(
+            f"OTP_TEST_PHONES entry {raw!r} is not a valid phone with a {settings.OTP_LENGTH}-digit code.",
+            id="accounts.E002",
+        )
+        for raw in invalid_test_phones()
+    ]

@@ -106,28 +106,25 @@ class CheckResult:
 
 def sign_in(*, phone: str, code: str) -> tuple[User, bool]:
     """The user behind `phone` if `code` is its live code, created on the first success."""
-    fixed = otp.fixed_code_for(phone)
-    if fixed is not None:
-        if not constant_time_compare(code, fixed):
-            raise InvalidCode()
-        user, created = User.objects.get_or_create(phone=phone)
-    else:
-        result = _check_code(phone=phone, code=code)
-        if result.outcome is Check.LOCKED:
-            raise Throttled(wait=result.retry_after, detail=_("Too many wrong codes for this phone. Try again later."))
-        if result.outcome is Check.DEAD:
-            raise CodeExpired()
-        if result.outcome is Check.WRONG:
-            raise InvalidCode()
-        user, created = result.user, result.created
+    result = _check_code(phone=phone, code=code, fixed=otp.fixed_code_for(phone))
+    if result.outcome is Check.LOCKED:
+        raise Throttled(wait=result.retry_after, detail=_("Too many wrong codes for this phone. Try again later."))
+    if result.outcome is Check.DEAD:
+        raise CodeExpired()
+    if result.outcome is Check.WRONG:
+        raise InvalidCode()
+    user, created = result.user, result.created
     if not user.is_active:
         raise AccountDisabled()
     return user, created
 
 
 @transaction.atomic
-def _check_code(*, phone: str, code: str) -> CheckResult:
-    """Spend the code on a match; record every refusal (it must commit, so nothing raises here)."""
+def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
+    """Spend the code on a match; record every refusal (it must commit, so nothing raises here).
+
+    A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
+    """
     now = timezone.now()
     challenge = _lock_challenge(phone)
     CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
@@ -135,6 +132,12 @@ def _check_code(*, phone: str, code: str) -> CheckResult:
     if len(failures) >= settings.OTP_FAILURES_PER_DAY:
         oldest_counted = failures[settings.OTP_FAILURES_PER_DAY - 1]
         return CheckResult(Check.LOCKED, retry_after=_seconds_until(oldest_counted + DAY, now=now))
+    if fixed is not None:
+        if not constant_time_compare(code, fixed):
+            CheckFailure.objects.create(phone=phone, failed_at=now)
+            return CheckResult(Check.WRONG)
+        user, created = User.objects.get_or_create(phone=phone)
+        return CheckResult(Check.PASSED, user=user, created=created)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
         CheckFailure.objects.create(phone=phone, failed_at=now)

@@ -233,3 +233,23 @@ def test_unknown_sms_backend_fails_the_system_check(settings):
     settings.SMS_BACKEND = "carrier-pigeon"
 
     assert [error.id for error in run_checks()] == ["accounts.E001"]
+
+
+@override_settings(OTP_TEST_PHONES={"+79990000000": "1234"})
+def test_test_phones_still_count_wrong_guesses_and_lock(api):
+    answers = [check(api, f"{guess:04d}", "+79990000000").json()["code"] for guess in range(10)]
+
+    locked = check(api, "1234", "+79990000000")
+
+    assert answers == ["invalid_code"] * 10  # 0000..0009, none of them 1234
+    assert locked.status_code == 429  # ten refusals in a day lock even a test phone
+    assert CheckFailure.objects.filter(phone="+79990000000").count() == 10
+
+
+@override_settings(OTP_TEST_PHONES={"+7999000000": "1234", "+79990000001": "4321"})
+def test_a_malformed_test_phone_breaks_nobody_and_fails_the_check(api, outbox):
+    from django.core.checks import run_checks
+
+    assert request_code(api).status_code == 200
+    assert check(api, "4321", "+79990000001").status_code == 200
+    assert [error.id for error in run_checks()] == ["accounts.E002"]
