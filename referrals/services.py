@@ -3,6 +3,8 @@
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled
 from accounts.models import User
@@ -22,7 +24,7 @@ ACTIVATION_ATTEMPTS = 5
 
 def create_referral(*, user: User) -> Referral:
     """A unique invite code for a new user, drawn again on the rare collision."""
-    for _ in range(CODE_ATTEMPTS):
+    for _attempt in range(CODE_ATTEMPTS):
         try:
             with transaction.atomic():  # a savepoint: a collision must not poison the caller's transaction
                 return Referral.objects.create(user=user, invite_code=generate_invite_code())
@@ -43,14 +45,16 @@ def activate_invite_code(*, user: User, code: str) -> None:
         .values_list("invited_by_id", "user__is_active", Subquery(inviter[:1]))
         .first()
     )
-    if own is None or not own[1]:
+    if own is None:
+        raise InvalidToken(_("User not found"))
+    if not own[1]:
         raise AccountDisabled()
     invited_by_id, _active, inviter_id = own
     if inviter_id is None:
         raise InviteCodeNotFound()
     if invited_by_id == inviter_id:
         return  # the same code again: an inviter, once set, never changes, so no lock is needed
-    for _ in range(ACTIVATION_ATTEMPTS):
+    for _attempt in range(ACTIVATION_ATTEMPTS):
         if _activate(user_id=user.pk, inviter_id=inviter_id):
             return
     raise ActivationContended()
@@ -71,6 +75,10 @@ def _activate(*, user_id: int, inviter_id: int) -> bool:
     root_id = _root_of(inviter_id)
     rows = Referral.objects.select_for_update().filter(pk__in={user_id, inviter_id, root_id}).order_by("pk")
     locked = {row.pk: row for row in rows}
+    if user_id not in locked:
+        raise InvalidToken(_("User not found"))  # deleted while its access token still lives
+    if inviter_id not in locked:
+        raise InviteCodeNotFound()
     referral = locked[user_id]
     if referral.invited_by_id == inviter_id:
         return True  # the same code again: an idempotent retry
@@ -104,4 +112,7 @@ SELECT user_id FROM chain WHERE invited_by_id IS NULL
 def _root_of(user_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(ROOT_QUERY, [user_id])
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        raise InviteCodeNotFound()  # the code's owner was deleted a moment ago
+    return row[0]

@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.exceptions import AccountDisabled
 from accounts.services import update_names
 from accounts.throttles import AuthIPThrottle
 from project import schema_examples
@@ -37,6 +38,7 @@ class ProfileView(APIView):
         description="The signed-in user: own invite code, the code they activated, and who activated theirs.",
         examples=schema_examples.PROFILE_REPLY,
     )
+    @api_errors(AccountDisabled)
     def get(self, request):
         return Response(get_profile_reply(user_id=request.user.pk))
 
@@ -48,6 +50,7 @@ class ProfileView(APIView):
         description="Sets `first_name` and/or `last_name`; fields left out stay as they are.",
         examples=schema_examples.UPDATE_NAMES,
     )
+    @api_errors(AccountDisabled)
     def patch(self, request):
         payload = self.InputSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
@@ -71,7 +74,9 @@ class ActivateInviteCodeView(APIView):
         ),
         examples=schema_examples.ACTIVATE_INVITE_CODE,
     )
-    @api_errors(InviteCodeNotFound, OwnInviteCode, InviteCycle, InviteCodeAlreadyActivated, ActivationContended)
+    @api_errors(
+        InviteCodeNotFound, OwnInviteCode, InviteCycle, InviteCodeAlreadyActivated, ActivationContended, AccountDisabled
+    )
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -21,13 +21,13 @@ def test_usual_written_forms_are_normalized_to_e164(api, outbox, written):
     assert outbox[-1]["phone"] == "+79110000000"
 
 
-@pytest.mark.parametrize("bad", ["123", "+7911000000x", "hello", "", "+7 911 000 00 00 00 00", "+0000000000"])
+@pytest.mark.parametrize("bad", ["123", "+7911000000x", "hello", "+7 911 000 00 00 00 00", "+0000000000"])
 def test_invalid_phone_is_refused(api, outbox, bad):
     response = api.post(CODE_URL, {"phone": bad}, format="json")
 
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] in {"invalid_phone", "invalid"}
+    assert body["code"] == "invalid_phone"
     assert set(body) == {"code", "detail", "errors"}
     assert "phone" in body["errors"]
     assert outbox == []

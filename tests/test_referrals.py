@@ -90,12 +90,21 @@ def test_own_code_is_rejected(authed):
     assert response.json()["code"] == "own_invite_code"
 
 
-@pytest.mark.parametrize("code", ["ZZZZZZ", "ABC", "0O1IL0", "", "   "])
+@pytest.mark.parametrize("code", ["ZZZZZZ", "ABC", "0O1IL0", "ABCDEFGH", "abc def"])
 def test_unknown_code_is_invite_code_not_found(authed, code):
     response = activate(authed(), code)
 
     assert response.status_code == 400
-    assert response.json()["code"] in {"invite_code_not_found", "invalid"}
+    assert response.json()["code"] == "invite_code_not_found"
+
+
+@pytest.mark.parametrize("code", ["", "   "])
+def test_blank_code_is_a_validation_error(authed, code):
+    response = activate(authed(), code)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert list(response.json()["errors"]) == ["invite_code"]
 
 
 def test_unknown_well_formed_code_is_invite_code_not_found(authed):
@@ -339,3 +348,24 @@ def test_token_of_a_deleted_user_is_token_not_valid(api, sign_in, django_user_mo
 
     assert response.status_code == 401
     assert response.json()["code"] == "token_not_valid"
+
+
+def test_activation_by_a_deleted_users_token_is_token_not_valid(api, sign_in, django_user_model, make_user):
+    tokens = sign_in("+79110000001")
+    code = code_of(make_user())
+    django_user_model.objects.filter(phone="+79110000001").delete()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+
+    response = activate(api, code)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_disabled_accounts_real_token_is_refused_by_profile_and_activation(api, sign_in, django_user_model, make_user):
+    tokens = sign_in("+79110000001")
+    django_user_model.objects.filter(phone="+79110000001").update(is_active=False)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+
+    assert api.get("/api/v1/me/").json()["code"] == "account_disabled"
+    assert activate(api, code_of(make_user())).json()["code"] == "account_disabled"
