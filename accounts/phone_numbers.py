@@ -37,18 +37,23 @@ def may_receive_codes(phone: str) -> bool:
 
 
 def mask_phone(phone: str) -> str:
-    """`+79110000000` -> `+7 911 ***-**-00`: enough to recognise, too little to call."""
+    """`+79110000000` -> `+7 911 ***-**-00`: enough to recognise, too little to call.
+
+    At least half of the national digits are hidden, so short numbers stay masked too.
+    """
     number = phonenumbers.parse(phone)
     formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     country_digits = len(str(number.country_code))
     national_digits = sum(ch.isdigit() for ch in formatted) - country_digits
-    keep_head, keep_tail = 3, 2
+    keep_tail = 2
+    hidden = max(national_digits - 3 - keep_tail, (national_digits + 1) // 2)
+    keep_head = max(0, national_digits - hidden - keep_tail)
     masked, seen = [], 0
     for ch in formatted:
         if ch.isdigit():
             position = seen - country_digits
             seen += 1
-            if 0 <= position - keep_head < national_digits - keep_head - keep_tail:
+            if keep_head <= position < keep_head + hidden:
                 ch = "*"
         masked.append(ch)
     return "".join(masked)

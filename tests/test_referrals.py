@@ -369,3 +369,18 @@ def test_disabled_accounts_real_token_is_refused_by_profile_and_activation(api, 
 
     assert api.get("/api/v1/me/").json()["code"] == "account_disabled"
     assert activate(api, code_of(make_user())).json()["code"] == "account_disabled"
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("+79111234567", "+7 911 ***-**-67"),
+        ("+14155550123", "+1 415-***-**23"),
+        ("+6834002", "+683 **02"),  # short numbers stay masked: at least half the digits hidden
+        ("+29022158", "+290 ***58"),
+    ],
+)
+def test_masked_phones_hide_at_least_half_the_digits(phone, masked):
+    from accounts.phone_numbers import mask_phone
+
+    assert mask_phone(phone) == masked
