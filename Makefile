@@ -9,13 +9,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+# `make run` needs only the service's own packages; tests, lint and tools add requirements-dev.txt.
+$(VENV)/.installed-run: $(BIN)/python requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
 
-migrate: install
+migrate: $(VENV)/.installed-run
 	DEBUG=$${DEBUG-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG-1} $(BIN)/python manage.py createcachetable
 
