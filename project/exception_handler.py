@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.views import exception_handler
 
@@ -57,6 +58,7 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+@csrf_exempt  # no API client carries a CSRF cookie; without this an unknown POST got Django's HTML 403
 def api_not_found(request, rest=""):
     """Any other path under /api/: JSON even with DEBUG on, and no slash-appending HTML redirect."""
     detail = _("Not found.")

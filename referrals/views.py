@@ -1,4 +1,7 @@
+from datetime import UTC
+
 from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -95,11 +98,13 @@ class NewestFirstCursor(CursorPagination):
         # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500.
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise NotFound(self.invalid_cursor_message)
+                moment = parse_datetime(cursor.position)
+                if moment is None:
+                    raise ValueError(cursor.position)
+                if not is_naive(moment):
+                    moment.astimezone(UTC)  # near year 1 or 9999 an offset overflows (SQLite: a 500)
+            except (ValueError, OverflowError):
+                raise NotFound(self.invalid_cursor_message) from None
         return cursor
 
 

@@ -2,8 +2,10 @@
 
 import base64
 import json
+from urllib.parse import urlencode
 
 import pytest
+from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +166,21 @@ def test_too_large_reply_carries_cors_headers(api, settings):
 
     assert response.status_code == 413
     assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope/", "/api/v1/auth/code", "/api/nothing"])
+def test_unknown_api_posts_are_json_404_for_clients_without_csrf_cookies(path):
+    client = APIClient(enforce_csrf_checks=True)
+
+    response = client.post(path, {"phone": "+79110000000"}, format="json")
+
+    assert_envelope(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("position", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"])
+def test_cursor_at_the_edge_of_time_is_404_on_any_database(authed, position):
+    forged = base64.b64encode(urlencode({"p": position, "r": "0"}).encode()).decode()
+
+    response = authed().get(f"/api/v1/me/invitees/?cursor={forged}")
+
+    assert_envelope(response, 404)

@@ -193,3 +193,18 @@ def test_empty_rate_means_the_default_not_off(settings):
 
     assert statuses[-1] == 429
     assert statuses.count(400) == 30
+
+
+@pytest.mark.django_db
+def test_a_host_with_a_slower_clock_cannot_reset_the_counter(settings):
+    from accounts.rate_limits import UPSERT
+
+    settings.AUTH_IP_RATE = "2/minute"
+    client = APIClient(REMOTE_ADDR="203.0.113.14")
+    client.post("/api/v1/auth/token/", {}, format="json")
+    client.post("/api/v1/auth/token/", {}, format="json")
+    counter = RateCounter.objects.get(key="throttle:auth:token:203.0.113.14")
+    with connection.cursor() as cursor:  # another host, its clock one window behind
+        cursor.execute(UPSERT, [counter.key, counter.window_start - 60])
+
+    assert client.post("/api/v1/auth/token/", {}, format="json").status_code == 429
