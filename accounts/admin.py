@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 
 
@@ -56,3 +56,27 @@ class UserAdmin(DjangoUserAdmin):
     )
     # People sign in by SMS code: a password is only needed for staff, so it can be left off.
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "usable_password", "password1", "password2")}),)
+
+
+class SignInRecordAdmin(admin.ModelAdmin):
+    """Read-only records of the sign-in limits; deleting a phone's failures lifts its lock."""
+
+    search_fields = ("phone",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CheckFailure)
+class CheckFailureAdmin(SignInRecordAdmin):
+    list_display = ("phone", "failed_at")
+    ordering = ("-failed_at",)
+
+
+@admin.register(CodeSend)
+class CodeSendAdmin(SignInRecordAdmin):
+    list_display = ("phone", "sent_at")
+    ordering = ("-sent_at",)

@@ -57,6 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        indexes = [models.Index(fields=["-date_joined"], name="user_newest")]  # the admin's list order
 
     def __str__(self) -> str:
         return self.phone
@@ -81,6 +82,8 @@ class CodeSend(models.Model):
     sent_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("code sent")
+        verbose_name_plural = _("codes sent")
         indexes = [models.Index(fields=["phone", "sent_at"])]
 
     def __str__(self) -> str:
@@ -94,6 +97,8 @@ class CheckFailure(models.Model):
     failed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("refused code check")
+        verbose_name_plural = _("refused code checks")
         indexes = [models.Index(fields=["phone", "failed_at"])]
 
     def __str__(self) -> str:

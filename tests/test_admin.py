@@ -321,3 +321,27 @@ def test_createsuperuser_refuses_an_existing_phone_written_another_way(make_user
 
     with pytest.raises(CommandError, match="already taken"):
         call_command("createsuperuser", "--noinput", phone="8 900 000-00-07", verbosity=0)
+
+
+def test_staff_can_lift_a_phones_lock_by_deleting_its_refused_checks(admin_client, api):
+    from accounts.models import CheckFailure
+
+    CheckFailure.objects.bulk_create([CheckFailure(phone="+79110000001") for _ in range(10)])
+    assert api.post("/api/v1/auth/token/", {"phone": "+79110000001", "code": "1234"}, format="json").status_code == 429
+    listing = admin_client.get("/admin/accounts/checkfailure/?q=%2B79110000001")
+    assert listing.status_code == 200
+    assert listing.content.decode().count("+79110000001") >= 10
+    ids = [str(pk) for pk in CheckFailure.objects.values_list("pk", flat=True)]
+
+    admin_client.post(
+        "/admin/accounts/checkfailure/",
+        {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
+    )
+
+    assert not CheckFailure.objects.exists()
+    assert api.post("/api/v1/auth/token/", {"phone": "+79110000001", "code": "1234"}, format="json").status_code == 400
+
+
+def test_sign_in_records_cannot_be_added_or_edited(admin_client):
+    assert admin_client.get("/admin/accounts/checkfailure/add/").status_code == 403
+    assert admin_client.get("/admin/accounts/codesend/add/").status_code == 403
