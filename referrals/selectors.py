@@ -75,49 +75,46 @@ def get_profile_reply(*, user_id: int) -> dict:
 
 
 def _read_profile(user_id: int) -> Profile:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(PROFILE_SQL, [PROFILE_INVITEES, user_id])
-            row = cursor.fetchone()
-        if row is None:
-            raise InvalidToken(_("User not found"))
-        (id_, phone, first_name, last_name, date_joined, is_active, code, inviter_code, inviter_phone,
-         activated_at, invitees_count, invitees) = row  # fmt: skip
-        return Profile(
-            id=id_,
-            phone=phone,
-            first_name=first_name,
-            last_name=last_name,
-            date_joined=date_joined,
-            is_active=is_active,
-            invite_code=code,
-            invite_url=invite_url(code),
-            activated_invite_code=inviter_code,
-            invited_by=inviter_phone,
-            activated_at=activated_at,
-            invitees=invitees,
-            invitees_count=invitees_count,
-        )
+    row = _profile_row_postgresql(user_id) if connection.vendor == "postgresql" else _profile_row_orm(user_id)
+    if row is None:
+        raise InvalidToken(_("User not found"))
+    (id_, phone, first_name, last_name, date_joined, is_active, code, inviter_code, inviter_phone,
+     activated_at, invitees_count, invitees) = row  # fmt: skip
+    return Profile(
+        id=id_,
+        phone=phone,
+        first_name=first_name,
+        last_name=last_name,
+        date_joined=date_joined,
+        is_active=is_active,
+        invite_code=code,
+        invite_url=invite_url(code),
+        activated_invite_code=inviter_code,
+        invited_by=inviter_phone,
+        activated_at=activated_at,
+        invitees=invitees,
+        invitees_count=invitees_count,
+    )
+
+
+def _profile_row_postgresql(user_id: int) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(PROFILE_SQL, [PROFILE_INVITEES, user_id])
+        return cursor.fetchone()
+
+
+def _profile_row_orm(user_id: int) -> tuple | None:
+    """PROFILE_SQL's row, in two ORM queries (SQLite and other databases without ARRAY)."""
     referral = Referral.objects.select_related("user", "invited_by__user").filter(user_id=user_id).first()
     if referral is None:
-        raise InvalidToken(_("User not found"))
+        return None
     user, inviter = referral.user, referral.invited_by
     newest = newest_invitees(inviter_id=user_id).values_list("user__phone", flat=True)[:PROFILE_INVITEES]
-    return Profile(
-        id=user.pk,
-        phone=user.phone,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        date_joined=user.date_joined,
-        is_active=user.is_active,
-        invite_code=referral.invite_code,
-        invite_url=invite_url(referral.invite_code),
-        activated_invite_code=inviter.invite_code if inviter else None,
-        invited_by=inviter.user.phone if inviter else None,
-        activated_at=referral.activated_at,
-        invitees=list(newest),
-        invitees_count=referral.invitees_count,
-    )
+    return (
+        user.pk, user.phone, user.first_name, user.last_name, user.date_joined, user.is_active,
+        referral.invite_code, inviter.invite_code if inviter else None, inviter.user.phone if inviter else None,
+        referral.activated_at, referral.invitees_count, list(newest),
+    )  # fmt: skip
 
 
 def newest_invitees(*, inviter_id: int) -> QuerySet[Referral]:
