@@ -87,11 +87,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not the shared in-memory default, so tests see SQLite's real locking.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASE_PREPARED_STATEMENTS = False
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # Off: a SELECT 1 round trip on every request would only spare each worker one JSON 503
     # (service_unavailable) after a database restart; the broken connection is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+    # The hottest reads run as server-side prepared statements (project/prepared_statements.py).
+    # Off behind a pooler that hands one session to many clients (PgBouncer in transaction mode).
+    DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)

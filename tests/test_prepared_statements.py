@@ -1,0 +1,58 @@
+"""The hottest reads run as prepared statements on PostgreSQL: planned once per connection."""
+
+import pytest
+from django.db import connection
+
+from tests.referral_graph import make_invitees
+
+# Transactional: the tests close the connection, which the default wrapping transaction forbids.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+def prepared_statements() -> dict[str, tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements")
+        return {name: (generic, custom) for name, generic, custom in cursor.fetchall()}
+
+
+def test_the_profile_is_planned_once_and_then_runs_its_cached_plan(authed, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    client = authed()
+    connection.close()  # a new server session: nothing prepared yet
+
+    replies = [client.get("/api/v1/me/") for _ in range(12)]
+
+    assert {reply.status_code for reply in replies} == {200}
+    generic, custom = prepared_statements()["referrals_profile"]
+    # PostgreSQL tries custom plans for the first 5 runs, then keeps the generic one: no more planning.
+    assert generic >= 6, (generic, custom)
+    assert custom <= 5, (generic, custom)
+
+
+def test_a_new_connection_prepares_again(authed, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    client = authed()
+    assert client.get("/api/v1/me/").status_code == 200
+    assert "referrals_profile" in prepared_statements()
+
+    connection.close()
+    assert "referrals_profile" not in prepared_statements()  # the server forgot them with the session
+
+    reply = client.get("/api/v1/me/")
+    assert reply.status_code == 200
+    assert reply.json()["phone"] == client.user.phone
+    assert "referrals_profile" in prepared_statements()
+
+
+def test_the_switch_turns_them_off_with_the_same_replies(authed, settings):
+    client = authed()
+    make_invitees(client.user, 3)
+    connection.close()
+
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    plain = client.get("/api/v1/me/").json()
+    assert prepared_statements() == {}
+
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    assert client.get("/api/v1/me/").json() == plain
+    assert "referrals_profile" in prepared_statements()
