@@ -1,5 +1,9 @@
+import time
+from datetime import timedelta
+
 import pytest
 from django.test import override_settings
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import CodeSend
 from tests.conftest import code_sent_to
@@ -182,6 +186,33 @@ def test_disabled_account_cannot_refresh(api, sign_in, django_user_model):
     django_user_model.objects.filter(phone="+79110000001").update(is_active=False)
 
     response = api.post(REFRESH_URL, {"refresh": tokens["refresh"]}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_an_access_token_verified_before_is_still_refused_once_expired(api, make_user):
+    token = AccessToken.for_user(make_user())
+    token.set_exp(lifetime=timedelta(seconds=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/v1/me/").status_code == 200  # verified, and remembered by this process
+
+    time.sleep(1.1)
+    response = api.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json() == {"code": "token_not_valid", "detail": "Given token not valid for any token type"}
+
+
+def test_a_verified_access_token_with_another_signature_is_refused(api, sign_in):
+    access = sign_in()["access"]
+    header, payload, signature = access.split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert api.get("/api/v1/me/").status_code == 200
+
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+    response = api.get("/api/v1/me/")
 
     assert response.status_code == 401
     assert response.json()["code"] == "token_not_valid"
