@@ -12,7 +12,7 @@ pooler in transaction mode (PgBouncer's default), set DATABASE_PREPARED_STATEMEN
 import re
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 
 def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tuple] | tuple | None:
@@ -22,12 +22,11 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     """
     arguments = ", ".join(["%s"] * len(params))
     execute = f"EXECUTE {name}({arguments})" if params else f"EXECUTE {name}"
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        rows = fetch_unprepared(sql, params)
+        return rows if many else next(iter(rows), None)
     with connection.cursor() as cursor:
-        if not settings.DATABASE_PREPARED_STATEMENTS:
-            cursor.execute(
-                _with_named_placeholders(sql), {f"p{number}": value for number, value in enumerate(params, 1)}
-            )
-        elif name in _prepared_on_this_connection():
+        if name in _prepared_on_this_connection():
             cursor.execute(execute, params)
         else:
             # "%" is psycopg2's placeholder mark; the statement's own must be doubled.
@@ -37,14 +36,23 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
 
 
 def _prepared_on_this_connection() -> set[str]:
-    # Kept on Django's connection wrapper next to the driver connection it was made on: a
-    # reconnect (CONN_MAX_AGE, a broken connection) starts a new server session without them.
-    state = connection.__dict__.get("_prepared_statements")
-    if state is None or state[0] is not connection.connection:
-        state = (connection.connection, set())
-        connection.__dict__["_prepared_statements"] = state
+    # Kept on this thread's connection wrapper (`connection` is a proxy shared by all threads),
+    # next to the driver connection they were made on: a reconnect (CONN_MAX_AGE, a broken
+    # connection) starts a new server session without them.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    state = wrapper.__dict__.get("_prepared_statements")
+    if state is None or state[0] is not wrapper.connection:
+        state = (wrapper.connection, set())
+        wrapper.__dict__["_prepared_statements"] = state
     return state[1]
 
 
 def _with_named_placeholders(sql: str) -> str:
     return re.sub(r"\$(\d+)", r"%(p\1)s", sql.replace("%", "%%"))
+
+
+def fetch_unprepared(sql: str, params: list) -> list[tuple]:
+    """Every row of `sql` (placeholders $1, $2 ...), planned for this one run."""
+    with connection.cursor() as cursor:
+        cursor.execute(_with_named_placeholders(sql), {f"p{number}": value for number, value in enumerate(params, 1)})
+        return cursor.fetchall()

@@ -1,6 +1,6 @@
 """Reads of the referrals app; each owns its query shape."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -11,7 +11,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled
 from accounts.phone_numbers import mask_phone
-from project.prepared_statements import fetch_prepared
+from project.prepared_statements import fetch_prepared, fetch_unprepared
 from referrals.exceptions import InviteCodeUnknown
 from referrals.invite_codes import looks_like_invite_code, normalize_invite_code
 from referrals.models import Referral
@@ -122,11 +122,71 @@ def newest_invitees(*, inviter_id: int) -> QuerySet[Referral]:
     return Referral.objects.filter(invited_by_id=inviter_id).order_by("-activated_at", "-user_id")
 
 
-def invitee_rows(*, inviter_id: int) -> QuerySet[Referral]:
+def invitee_rows(*, inviter_id: int) -> "QuerySet[Referral] | InviteePages":
     """Invitees in the shape of GET /me/invitees/ rows, newest first (the cursor pages it)."""
+    if connection.vendor == "postgresql":
+        return InviteePages(inviter_id)
     return newest_invitees(inviter_id=inviter_id).values(
         "activated_at", phone=F("user__phone"), first_name=F("user__first_name"), last_name=F("user__last_name")
     )
+
+
+INVITEE_ORDERING = ("-activated_at", "-user_id")
+INVITEE_COLUMNS = ("phone", "first_name", "last_name", "activated_at")
+# One keyset page on referral_invitees_newest (either direction), the same rows and order the
+# ORM query gives, without building and compiling it for every page (docs/benchmarks.md).
+INVITEE_PAGE_SQL = """
+SELECT u.phone, u.first_name, u.last_name, r.activated_at
+FROM referrals_referral r JOIN accounts_user u ON u.id = r.user_id
+WHERE r.invited_by_id = $1{position}
+ORDER BY r.activated_at {direction}, r.user_id {direction}
+OFFSET {offset} LIMIT {limit}
+"""
+# Sizes (page_size + 1) that run as prepared statements: the default page and the largest. The
+# limit is written into the statement so PostgreSQL keeps one generic plan; other sizes, and
+# offsets (only equal timestamps need them), are planned each time instead of piling up plans.
+PREPARED_INVITEE_PAGE_LIMITS = (51, 101)
+
+
+@dataclass(frozen=True)
+class InviteePages:
+    """One user's invitees, read through the three QuerySet calls DRF's CursorPagination makes.
+
+    order_by() sets the direction, filter() the cursor's position, a slice the offset and
+    size; the slice runs one statement and returns the rows.
+    """
+
+    inviter_id: int
+    newest_first: bool = True
+    position: tuple[str, str] | None = None  # ("lt" | "gt", timestamp)
+
+    def order_by(self, *fields: str) -> "InviteePages":
+        if fields not in (INVITEE_ORDERING, tuple(field.lstrip("-") for field in INVITEE_ORDERING)):
+            raise ValueError(f"invitees are ordered by {INVITEE_ORDERING} or its reverse, not {fields}")
+        return replace(self, newest_first=fields == INVITEE_ORDERING)
+
+    def filter(self, **condition: str) -> "InviteePages":
+        ((lookup, moment),) = condition.items()
+        field, _, comparison = lookup.partition("__")
+        if field != "activated_at" or comparison not in ("lt", "gt"):
+            raise ValueError(f"invitees are filtered by activated_at__lt or __gt, not {lookup}")
+        return replace(self, position=(comparison, moment))
+
+    def __getitem__(self, window: slice) -> list[dict]:
+        offset, limit = int(window.start or 0), int(window.stop) - int(window.start or 0)
+        params = [self.inviter_id]
+        position = ""
+        if self.position is not None:
+            position = f" AND r.activated_at {'<' if self.position[0] == 'lt' else '>'} $2"
+            params.append(self.position[1])
+        direction = "DESC" if self.newest_first else "ASC"
+        sql = INVITEE_PAGE_SQL.format(position=position, direction=direction, offset=offset, limit=limit)
+        if offset == 0 and limit in PREPARED_INVITEE_PAGE_LIMITS:
+            name = f"referrals_invitees_{direction.lower()}_{self.position[0] if self.position else 'all'}_{limit}"
+            rows = fetch_prepared(name, sql, params, many=True)
+        else:
+            rows = fetch_unprepared(sql, params)
+        return [dict(zip(INVITEE_COLUMNS, row, strict=True)) for row in rows]
 
 
 def invite_url(code: str) -> str | None:

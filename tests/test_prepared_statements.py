@@ -1,7 +1,10 @@
 """The hottest reads run as prepared statements on PostgreSQL: planned once per connection."""
 
+import threading
+
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
 from tests.referral_graph import make_invitees
 
@@ -15,18 +18,19 @@ def prepared_statements() -> dict[str, tuple[int, int]]:
         return {name: (generic, custom) for name, generic, custom in cursor.fetchall()}
 
 
-def test_the_profile_is_planned_once_and_then_runs_its_cached_plan(authed, settings):
+def test_the_profile_and_invitee_pages_are_planned_once_and_then_run_their_cached_plans(authed, settings):
     settings.DATABASE_PREPARED_STATEMENTS = True
     client = authed()
     connection.close()  # a new server session: nothing prepared yet
 
-    replies = [client.get("/api/v1/me/") for _ in range(12)]
+    replies = [client.get(path) for path in ["/api/v1/me/", "/api/v1/me/invitees/"] * 12]
 
     assert {reply.status_code for reply in replies} == {200}
-    generic, custom = prepared_statements()["referrals_profile"]
-    # PostgreSQL tries custom plans for the first 5 runs, then keeps the generic one: no more planning.
-    assert generic >= 6, (generic, custom)
-    assert custom <= 5, (generic, custom)
+    for name in ("referrals_profile", "referrals_invitees_desc_all_51"):  # the profile, the first page
+        generic, custom = prepared_statements()[name]
+        # PostgreSQL tries custom plans for the first 5 runs, then keeps the generic one: no more planning.
+        assert generic >= 6, (name, generic, custom)
+        assert custom <= 5, (name, generic, custom)
 
 
 def test_a_new_connection_prepares_again(authed, settings):
@@ -56,3 +60,28 @@ def test_the_switch_turns_them_off_with_the_same_replies(authed, settings):
     settings.DATABASE_PREPARED_STATEMENTS = True
     assert client.get("/api/v1/me/").json() == plain
     assert "referrals_profile" in prepared_statements()
+
+
+def test_each_thread_prepares_on_its_own_connection(authed, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    client = authed()
+    turns = threading.Barrier(2)
+    statuses = []
+
+    def read_profile_in_turns():
+        try:
+            for _ in range(3):
+                turns.wait(timeout=10)  # both threads alternate on their own connections
+                own_client = APIClient()
+                own_client.force_authenticate(client.user)
+                statuses.append(own_client.get("/api/v1/me/").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=read_profile_in_turns) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert statuses == [200] * 6

@@ -1,9 +1,11 @@
 """Invite codes, activation rules, the profile and the invitee pages, through HTTP."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from referrals.invite_codes import ALPHABET
@@ -384,3 +386,32 @@ def test_masked_phones_hide_at_least_half_the_digits(phone, masked):
     from accounts.phone_numbers import mask_phone
 
     assert mask_phone(phone) == masked
+
+
+@pytest.mark.parametrize("page_size", [7, 50, 100])
+def test_invitee_pages_walk_both_ways_over_equal_timestamps(authed, page_size):
+    client = authed()
+    make_invitees(client.user, 130)
+    # Runs of equal timestamps: the cursor then needs an offset, and pages split them.
+    for index, user_id in enumerate(Referral.objects.filter(invited_by_id=client.user.pk).values_list("pk", flat=True)):
+        Referral.objects.filter(pk=user_id).update(activated_at=timezone.now() - timedelta(minutes=index // 9))
+    expected = [
+        row["user__phone"]
+        for row in Referral.objects.filter(invited_by_id=client.user.pk)
+        .order_by("-activated_at", "-user_id")
+        .values("user__phone")
+    ]
+
+    forward, url, last = [], f"/api/v1/me/invitees/?page_size={page_size}", None
+    while url:
+        last = client.get(url).json()
+        forward.append([row["phone"] for row in last["results"]])
+        url = last["next"]
+    backward, url = [], last["previous"]
+    while url:
+        page = client.get(url).json()
+        backward.insert(0, [row["phone"] for row in page["results"]])
+        url = page["previous"]
+
+    assert [phone for page in forward for phone in page] == expected
+    assert backward == forward[:-1]
