@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from drf_spectacular import openapi
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -16,6 +17,12 @@ from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 
 from project.exception_handler import CONTRACT_FIELD_CODES
+
+
+class AccessTokenScheme(SimpleJWTStatelessUserScheme):
+    """The Bearer scheme of SimpleJWT's stateless check, for its subclass that caches verified tokens."""
+
+    target_class = "accounts.authentication.AccessTokenAuthentication"
 
 
 class ErrorSerializer(serializers.Serializer):
