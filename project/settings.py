@@ -157,6 +157,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["project.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.negotiation.JSONOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "project.schema.AutoSchema",
     "EXCEPTION_HANDLER": "project.exception_handler.envelope_exception_handler",
     "UNAUTHENTICATED_USER": None,
