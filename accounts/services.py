@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
@@ -18,6 +18,7 @@ from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, Phone
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
 from accounts.phone_numbers import may_receive_codes
 from accounts.sms_backends import SmsDeliveryError, get_backend
+from accounts.tokens import issue_tokens
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -102,10 +103,18 @@ class CheckResult:
     retry_after: int | None = None
     user: User | None = None
     created: bool = False
+    tokens: dict[str, str] | None = None
 
 
-def sign_in(*, phone: str, code: str) -> tuple[User, bool]:
-    """The user behind `phone` if `code` is its live code, created on the first success."""
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    created: bool
+    tokens: dict[str, str]
+
+
+def sign_in(*, phone: str, code: str) -> SignedIn:
+    """A JWT pair for the user behind `phone` if `code` is its live code; the first success creates the user."""
     result = _check_code(phone=phone, code=code, fixed=otp.fixed_code_for(phone))
     if result.outcome is Check.LOCKED:
         raise Throttled(wait=result.retry_after, detail=_("Too many wrong codes for this phone. Try again later."))
@@ -113,10 +122,9 @@ def sign_in(*, phone: str, code: str) -> tuple[User, bool]:
         raise CodeExpired()
     if result.outcome is Check.WRONG:
         raise InvalidCode()
-    user, created = result.user, result.created
-    if not user.is_active:
+    if result.tokens is None:
         raise AccountDisabled()
-    return user, created
+    return SignedIn(user=result.user, created=result.created, tokens=result.tokens)
 
 
 @transaction.atomic
@@ -127,36 +135,81 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
     """
     now = timezone.now()
     challenge = _lock_challenge(phone)
-    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
-    failures = list(CheckFailure.objects.filter(phone=phone).order_by("-failed_at").values_list("failed_at", flat=True))
-    if len(failures) >= settings.OTP_FAILURES_PER_DAY:
-        oldest_counted = failures[settings.OTP_FAILURES_PER_DAY - 1]
-        return CheckResult(Check.LOCKED, retry_after=_seconds_until(oldest_counted + DAY, now=now))
+    # After the lock, so that the count sees every refusal committed by those who held it before.
+    user, failures = _user_and_recent_failures(phone, since=now - DAY)
+    if failures >= settings.OTP_FAILURES_PER_DAY:
+        return CheckResult(Check.LOCKED, retry_after=_seconds_until_unlocked(phone, now=now))
     if fixed is not None:
         if not constant_time_compare(code, fixed):
-            CheckFailure.objects.create(phone=phone, failed_at=now)
-            return CheckResult(Check.WRONG)
-        user, created = User.objects.get_or_create(phone=phone)
-        return CheckResult(Check.PASSED, user=user, created=created)
+            return _refuse(phone, Check.WRONG, now=now)
+        return _pass(phone, user)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
-        CheckFailure.objects.create(phone=phone, failed_at=now)
-        return CheckResult(Check.DEAD)
+        return _refuse(phone, Check.DEAD, now=now)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
         challenge.attempts += 1
         challenge.save(update_fields=["attempts"])
-        CheckFailure.objects.create(phone=phone, failed_at=now)
-        return CheckResult(Check.WRONG)
+        return _refuse(phone, Check.WRONG, now=now)
     challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
     challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
-    user, created = User.objects.get_or_create(phone=phone)
-    return CheckResult(Check.PASSED, user=user, created=created)
+    return _pass(phone, user)
 
 
 def _lock_challenge(phone: str) -> PhoneChallenge:
-    # Insert-if-missing first: SELECT ... FOR UPDATE cannot lock a row that does not exist yet.
-    PhoneChallenge.objects.bulk_create([PhoneChallenge(phone=phone)], ignore_conflicts=True)
-    return PhoneChallenge.objects.select_for_update().get(phone=phone)
+    challenge = _select_for_update(phone)
+    if challenge is None:
+        # SELECT ... FOR UPDATE cannot lock a row that does not exist yet: insert it if still missing.
+        PhoneChallenge.objects.bulk_create([PhoneChallenge(phone=phone)], ignore_conflicts=True)
+        challenge = _select_for_update(phone)
+    return challenge
+
+
+def _select_for_update(phone: str) -> PhoneChallenge | None:
+    # Hand-written for the same reason as USER_AND_RECENT_FAILURES_SQL; SQLite has no row locks
+    # (its transactions take the whole database's write lock up front instead).
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT * FROM accounts_phonechallenge WHERE phone = %s{lock}"  # noqa: S608 - no input in it
+    return next(iter(PhoneChallenge.objects.raw(sql, [phone])), None)
+
+
+# Hand-written: the ORM took longer to build this statement (a counting subquery) than to run it.
+USER_AND_RECENT_FAILURES_SQL = """
+SELECT u.*, (SELECT COUNT(*) FROM accounts_checkfailure f WHERE f.phone = %s AND f.failed_at >= %s) AS recent_failures
+FROM accounts_user u WHERE u.phone = %s
+"""
+
+
+def _user_and_recent_failures(phone: str, *, since: datetime) -> tuple[User | None, int]:
+    """The phone's user, if any, and its refused checks since `since`: one statement when the user exists."""
+    params = [phone, connection.ops.adapt_datetimefield_value(since), phone]  # as the ORM would pass it
+    user = next(iter(User.objects.raw(USER_AND_RECENT_FAILURES_SQL, params)), None)
+    if user is None:
+        return None, CheckFailure.objects.filter(phone=phone, failed_at__gte=since).count()
+    return user, user.recent_failures
+
+
+def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
+    """A locked phone opens when the oldest of its newest OTP_FAILURES_PER_DAY refusals is a day old."""
+    newest = CheckFailure.objects.filter(phone=phone).order_by("-failed_at").values_list("failed_at", flat=True)
+    oldest_counted = newest[settings.OTP_FAILURES_PER_DAY - 1]
+    return _seconds_until(oldest_counted + DAY, now=now)
+
+
+def _refuse(phone: str, outcome: Check, *, now: datetime) -> CheckResult:
+    # Refusals older than a day no longer count; each new one clears its phone's old ones away.
+    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
+    CheckFailure.objects.create(phone=phone, failed_at=now)
+    return CheckResult(outcome)
+
+
+def _pass(phone: str, user: User | None) -> CheckResult:
+    created = False
+    if user is None:
+        user, created = User.objects.get_or_create(phone=phone)
+    if not user.is_active:
+        return CheckResult(Check.PASSED, user=user, created=created)  # the code is spent all the same
+    # In the check's transaction: one commit for the spent code and the refresh token's record.
+    return CheckResult(Check.PASSED, user=user, created=created, tokens=issue_tokens(user=user))
 
 
 def _refuse_over_limit(newest_first: list[datetime], *, now: datetime, window: timedelta, limit: int) -> None:

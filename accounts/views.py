@@ -10,7 +10,7 @@ from accounts.fields import OneTimeCodeField, PhoneNumberField
 from accounts.profile import profile_data, profile_serializer_class
 from accounts.services import request_code, sign_in
 from accounts.throttles import AuthIPThrottle
-from accounts.tokens import issue_tokens, revoke_refresh_token, rotate_refresh_token
+from accounts.tokens import revoke_refresh_token, rotate_refresh_token
 from project import schema_examples
 from project.schema import AutoSchema, api_errors
 
@@ -92,8 +92,8 @@ class ObtainTokenView(PublicAuthView):
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        user, created = sign_in(**payload.validated_data)
-        return Response({**issue_tokens(user=user), "created": created, "user": profile_data(user=user)})
+        signed_in = sign_in(**payload.validated_data)
+        return Response({**signed_in.tokens, "created": signed_in.created, "user": profile_data(user=signed_in.user)})
 
 
 class RefreshTokenView(PublicAuthView):

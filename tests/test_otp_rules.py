@@ -253,3 +253,21 @@ def test_a_malformed_test_phone_breaks_nobody_and_fails_the_check(api, outbox):
     assert request_code(api).status_code == 200
     assert check(api, "4321", "+79990000001").status_code == 200
     assert [error.id for error in run_checks()] == ["accounts.E002"]
+
+
+def test_an_existing_account_counts_only_the_day_s_failures_and_locks_at_ten(api, outbox):
+    request_code(api)
+    assert check(api, code_sent_to(outbox, PHONE)).status_code == 200  # the account exists from here on
+    day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE, failed_at=day_ago) for _ in range(10)])
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE) for _ in range(9)])
+    age_sends(timedelta(seconds=61))
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+
+    assert check(api, code).status_code == 200  # nine in the window: still open
+    assert check(api, "0000" if code != "0000" else "1111").json()["code"] == "code_expired"  # the tenth
+    locked = check(api, code)
+
+    assert locked.status_code == 429
+    assert CheckFailure.objects.filter(phone=PHONE, failed_at__lt=day_ago + timedelta(seconds=2)).count() == 0
