@@ -209,6 +209,8 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
             body=json.dumps({"invite_code": activated_code}),
         ),
         Endpoint("GET /api/v1/invite-codes/{code}/", "GET", f"/api/v1/invite-codes/{own_code}/"),
+        # A reference, not an endpoint of the API: DRF, the access-token check and one trivial query.
+        Endpoint("GET /bench/floor/", "GET", "/bench/floor/", token=inviter),
     ]
 
 

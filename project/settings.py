@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# The benchmark serves its extra ceiling view through bench.urls; nothing else sets this.
+# The benchmark serves its reference views (ceiling, floor) through bench.urls; nothing else sets this.
 ROOT_URLCONF = env("ROOT_URLCONF", default="project.urls")
 WSGI_APPLICATION = "project.wsgi.application"
 

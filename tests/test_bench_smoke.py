@@ -25,6 +25,7 @@ LABELS = [
     "POST /api/v1/auth/token/",
     "POST /api/v1/me/invite/",
     "GET /api/v1/invite-codes/{code}/",
+    "GET /bench/floor/",
 ]
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
