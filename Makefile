@@ -57,4 +57,4 @@ messages: install
 
 # Needs PostgreSQL (DATABASE_URL's server, else 127.0.0.1:5432 user postgres) and wrk; see docs/benchmarks.md.
 bench: install
-	$(BIN)/python -m bench.run --report docs/benchmarks.md
+	$(BIN)/python -m bench.run --report docs/benchmarks.md --cpu

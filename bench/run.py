@@ -57,6 +57,11 @@ class Result:
     p99_ms: float
     non2xx: int
     socket_errors: int
+    cpu_ms: tuple[float, float, float]  # per request: gunicorn, PostgreSQL (when local), wrk
+
+    def cpu_line(self) -> str:
+        server, database, load = self.cpu_ms
+        return f"{self.label}  cpu_ms_per_request: gunicorn={server:.3f} postgresql={database:.3f} wrk={load:.3f}"
 
     def line(self, ceiling_rps: float) -> str:
         ratio = self.rps / ceiling_rps if ceiling_rps else 0.0
@@ -224,9 +229,12 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, args: lis
     return json.loads(match.group(1))
 
 
-def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, threads: int) -> Result:
+def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, threads: int, server_pid: int) -> Result:
     args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones]
+    before = cpu_seconds(server_pid)
     raw = run_wrk(base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args)
+    spent = [after - start for start, after in zip(before, cpu_seconds(server_pid), strict=True)]
+    requests = max(raw["requests"], 1)
     return Result(
         label=endpoint.label,
         rps=raw["requests"] / (raw["duration_us"] / 1e6),
@@ -234,7 +242,30 @@ def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, th
         p99_ms=raw["p99_us"] / 1000,
         non2xx=raw["non2xx"],
         socket_errors=raw["socket_errors"],
+        cpu_ms=tuple(1000 * seconds / requests for seconds in spent),
     )
+
+
+def cpu_seconds(server_pid: int) -> tuple[float, float, float]:
+    """CPU time used so far by gunicorn (master and workers), by PostgreSQL's processes on this
+    machine (0 for a remote server) and by finished child processes (wrk), from /proc."""
+    server = database = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, tail = (entry / "stat").read_text().rpartition(")")
+        except OSError:
+            continue  # not a process, or it ended meanwhile
+        name, fields = head.partition("(")[2], tail.split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(entry.name) == server_pid or int(fields[1]) == server_pid:
+            server += used
+        elif name == "postgres":
+            database += used
+    children = os.times()
+    return server, database, children.children_user + children.children_system
 
 
 def machine(*, postgres_version: str, workers: str, data_set: str, load: str) -> list[str]:
@@ -270,6 +301,7 @@ def write_report(path: Path, description: list[str], lines: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, help="write the table and the machine into this Markdown file")
+    parser.add_argument("--cpu", action="store_true", help="also print each endpoint's CPU time per request")
     args = parser.parse_args()
     seconds = setting("BENCH_SECONDS", 20)
     connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
@@ -290,7 +322,9 @@ def main() -> int:
         server, base = start_gunicorn(env, log_path)
         try:
             results = [
-                measure(base, endpoint, seconds=seconds, connections=connections, threads=threads)
+                measure(
+                    base, endpoint, seconds=seconds, connections=connections, threads=threads, server_pid=server.pid
+                )
                 for endpoint in endpoints(base, invitees=invitees)
             ]
         finally:
@@ -301,6 +335,8 @@ def main() -> int:
             print(log_path.read_text()[-4000:], file=sys.stderr)
 
     lines = [result.line(results[0].rps) for result in results]
+    if args.cpu:
+        lines += ["", *(result.cpu_line() for result in results)]
     print("\n".join(lines))
     for result in failures:
         print(f"FAILED {result.label}: {result.non2xx} non-2xx, {result.socket_errors} socket errors", file=sys.stderr)

@@ -16,6 +16,7 @@ from bench.run import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(GET|POST) (\S+)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
+CPU_LINE = re.compile(r"^(.+)  cpu_ms_per_request: gunicorn=(\d+\.\d+) postgresql=(\d+\.\d+) wrk=(\d+\.\d+)$")
 LABELS = [
     "GET /bench/ceiling/",
     "GET /api/v1/me/",
@@ -56,16 +57,21 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
         "BENCH_INVITEES": "1000",
         "BENCH_SECONDS": "2",
     }
-    command = [sys.executable, "-m", "bench.run", "--report", str(report)]
+    command = [sys.executable, "-m", "bench.run", "--report", str(report), "--cpu"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
     # run.py exits non-zero when wrk saw any non-2xx answer or socket error.
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = [LINE.match(line) for line in done.stdout.splitlines()]
+    rates, _, cpu = done.stdout.partition("\n\n")
+    lines = [LINE.match(line) for line in rates.splitlines()]
     assert all(lines), done.stdout
     assert [f"{m[1]} {m[2]}" for m in lines] == LABELS
     assert all(int(m[3]) > 0 for m in lines), done.stdout
     assert lines[0][6] == "1.00"  # the ceiling is its own reference
+    cpu_lines = [CPU_LINE.match(line) for line in cpu.splitlines()]
+    assert all(cpu_lines) and [m[1] for m in cpu_lines] == LABELS, done.stdout
+    assert all(float(m[2]) > 0 and float(m[4]) > 0 for m in cpu_lines), done.stdout  # gunicorn and wrk worked
+    assert float(cpu_lines[1][3]) > 0, done.stdout  # the profile ran on the local PostgreSQL
     text = report.read_text()
     assert "PostgreSQL" in text
     assert all(line in text for line in done.stdout.splitlines())
