@@ -61,6 +61,7 @@ def _reserve_send(*, phone: str) -> CodeSend:
     now = timezone.now()
     _lock_challenge(phone)
     CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
+    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()  # sign-in only counts the day's
     recent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
     _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
     _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)

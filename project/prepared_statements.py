@@ -4,9 +4,9 @@ psycopg2 sends each statement as text, and PostgreSQL plans it again every time:
 profile, planning costs more than running it (docs/benchmarks.md). A prepared statement is
 planned once per connection and then runs from its cached generic plan.
 
-The first call on a connection sends PREPARE and EXECUTE in one round trip, so a request
-costs one statement either way. Prepared statements belong to a server session: behind a
-pooler in transaction mode (PgBouncer's default), set DATABASE_PREPARED_STATEMENTS=0.
+The first call on a connection prepares the statement, as session setup. Prepared statements
+belong to a server session: behind a pooler in transaction mode (PgBouncer's default), set
+DATABASE_PREPARED_STATEMENTS=0.
 """
 
 import re
@@ -25,14 +25,23 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     if not settings.DATABASE_PREPARED_STATEMENTS:
         rows = fetch_unprepared(sql, params)
         return rows if many else next(iter(rows), None)
+    connection.ensure_connection()  # before looking up what this connection has prepared
+    prepared = _prepared_on_this_connection()
+    if name not in prepared:
+        _prepare(name, sql)
+        prepared.add(name)
     with connection.cursor() as cursor:
-        if name in _prepared_on_this_connection():
-            cursor.execute(execute, params)
-        else:
-            # "%" is psycopg2's placeholder mark; the statement's own must be doubled.
-            cursor.execute(f"PREPARE {name} AS {sql.replace('%', '%%')}; {execute}", params)
-            _prepared_on_this_connection().add(name)
+        cursor.execute(execute, params)
         return cursor.fetchall() if many else cursor.fetchone()
+
+
+def _prepare(name: str, sql: str) -> None:
+    # Session setup, once per connection, like the time zone Django sets on connecting: through
+    # the driver's own cursor, so a request's statements are counted the same on every connection.
+    # Apart from the EXECUTE: a PREPARE outlives a failed transaction, so an EXECUTE that fails
+    # on bad input (in the same round trip) would leave a statement behind that nobody recorded.
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(f"PREPARE {name} AS {sql}")
 
 
 def _prepared_on_this_connection() -> set[str]:

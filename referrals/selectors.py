@@ -1,11 +1,13 @@
 """Reads of the referrals app; each owns its query shape."""
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, QuerySet
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
 from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import InvalidToken
 
@@ -132,11 +134,11 @@ def invitee_rows(*, inviter_id: int) -> "QuerySet[Referral] | InviteePages":
 
 
 INVITEE_ORDERING = ("-activated_at", "-user_id")
-INVITEE_COLUMNS = ("phone", "first_name", "last_name", "activated_at")
+INVITEE_COLUMNS = ("activated_at", "phone", "first_name", "last_name")  # as the ORM's values() orders them
 # One keyset page on referral_invitees_newest (either direction), the same rows and order the
 # ORM query gives, without building and compiling it for every page (docs/benchmarks.md).
 INVITEE_PAGE_SQL = """
-SELECT u.phone, u.first_name, u.last_name, r.activated_at
+SELECT r.activated_at, u.phone, u.first_name, u.last_name
 FROM referrals_referral r JOIN accounts_user u ON u.id = r.user_id
 WHERE r.invited_by_id = $1{position}
 ORDER BY r.activated_at {direction}, r.user_id {direction}
@@ -158,7 +160,7 @@ class InviteePages:
 
     inviter_id: int
     newest_first: bool = True
-    position: tuple[str, str] | None = None  # ("lt" | "gt", timestamp)
+    position: tuple[str, datetime] | None = None  # ("lt" | "gt", moment)
 
     def order_by(self, *fields: str) -> "InviteePages":
         if fields not in (INVITEE_ORDERING, tuple(field.lstrip("-") for field in INVITEE_ORDERING)):
@@ -166,10 +168,14 @@ class InviteePages:
         return replace(self, newest_first=fields == INVITEE_ORDERING)
 
     def filter(self, **condition: str) -> "InviteePages":
-        ((lookup, moment),) = condition.items()
+        ((lookup, position),) = condition.items()
         field, _, comparison = lookup.partition("__")
         if field != "activated_at" or comparison not in ("lt", "gt"):
             raise ValueError(f"invitees are filtered by activated_at__lt or __gt, not {lookup}")
+        # A moment, not the cursor's text: PostgreSQL reads fewer forms than Python (offsets past
+        # 15:59, ISO week dates), and NewestFirstCursor has checked that Python can read it.
+        moment = parse_datetime(position)
+        moment = make_aware(moment, UTC) if is_naive(moment) else moment.astimezone(UTC)
         return replace(self, position=(comparison, moment))
 
     def __getitem__(self, window: slice) -> list[dict]:

@@ -193,11 +193,11 @@ def test_disabled_account_cannot_refresh(api, sign_in, django_user_model):
 
 def test_an_access_token_verified_before_is_still_refused_once_expired(api, make_user):
     token = AccessToken.for_user(make_user())
-    token.set_exp(lifetime=timedelta(seconds=1))
+    token.set_exp(lifetime=timedelta(seconds=2))  # `exp` is whole seconds: at least 1 s from now
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert api.get("/api/v1/me/").status_code == 200  # verified, and remembered by this process
 
-    time.sleep(1.1)
+    time.sleep(max(0.0, token["exp"] - time.time()) + 0.1)
     response = api.get("/api/v1/me/")
 
     assert response.status_code == 401

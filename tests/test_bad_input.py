@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 import pytest
 from rest_framework.test import APIClient
 
+from tests.referral_graph import make_invitees
+
 pytestmark = pytest.mark.django_db
 
 ENDPOINTS = [
@@ -186,3 +188,19 @@ def test_cursor_at_the_edge_of_time_is_404_on_any_database(authed, position):
     response = authed().get(f"/api/v1/me/invitees/?cursor={forged}")
 
     assert_envelope(response, 404)
+
+
+@pytest.mark.parametrize("reverse", ["0", "1"])
+@pytest.mark.parametrize(
+    "position", ["2024-01-01T00:00:00+20:00", "2024-W01-1", "2024-01-01 00:00", "2024-01-01T00:00Z"]
+)
+def test_cursor_positions_python_reads_are_pages_on_any_database(authed, position, reverse):
+    # Offsets past 15:59 and ISO week dates are valid to Python but not to PostgreSQL.
+    client = authed()
+    make_invitees(client.user, 3)
+    forged = base64.b64encode(urlencode({"p": position, "r": reverse}).encode()).decode()
+
+    responses = [client.get(f"/api/v1/me/invitees/?cursor={forged}") for _ in range(2)]
+
+    assert [response.status_code for response in responses] == [200, 200], responses[0].content
+    assert client.get("/api/v1/me/invitees/").status_code == 200

@@ -271,3 +271,13 @@ def test_an_existing_account_counts_only_the_day_s_failures_and_locks_at_ten(api
 
     assert locked.status_code == 429
     assert CheckFailure.objects.filter(phone=PHONE, failed_at__lt=day_ago + timedelta(seconds=2)).count() == 0
+
+
+def test_refusals_older_than_a_day_are_cleared_when_the_phone_asks_for_a_code(api, outbox):
+    day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE, failed_at=day_ago) for _ in range(3)])
+    CheckFailure.objects.create(phone=PHONE)
+
+    request_code(api)
+
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 1

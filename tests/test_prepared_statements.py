@@ -3,9 +3,10 @@
 import threading
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 from rest_framework.test import APIClient
 
+from project.prepared_statements import fetch_prepared
 from tests.referral_graph import make_invitees
 
 # Transactional: the tests close the connection, which the default wrapping transaction forbids.
@@ -85,3 +86,12 @@ def test_each_thread_prepares_on_its_own_connection(authed, settings):
         thread.join(timeout=30)
 
     assert statuses == [200] * 6
+
+
+def test_a_statement_whose_first_run_fails_still_runs_next_time(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    connection.close()
+
+    with pytest.raises(DataError):
+        fetch_prepared("tests_one_over", "SELECT 1 / $1", [0], many=False)  # division by zero
+    assert fetch_prepared("tests_one_over", "SELECT 1 / $1", [1], many=False) == (1,)

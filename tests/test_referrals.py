@@ -393,8 +393,10 @@ def test_invitee_pages_walk_both_ways_over_equal_timestamps(authed, page_size):
     client = authed()
     make_invitees(client.user, 130)
     # Runs of equal timestamps: the cursor then needs an offset, and pages split them.
+    start = timezone.now()
     for index, user_id in enumerate(Referral.objects.filter(invited_by_id=client.user.pk).values_list("pk", flat=True)):
-        Referral.objects.filter(pk=user_id).update(activated_at=timezone.now() - timedelta(minutes=index // 9))
+        Referral.objects.filter(pk=user_id).update(activated_at=start - timedelta(minutes=index // 9))
+    assert Referral.objects.filter(invited_by_id=client.user.pk).values("activated_at").distinct().count() == 15
     expected = [
         row["user__phone"]
         for row in Referral.objects.filter(invited_by_id=client.user.pk)
