@@ -233,7 +233,7 @@ def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, th
     args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones]
     before = cpu_seconds(server_pid)
     raw = run_wrk(base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args)
-    spent = [after - start for start, after in zip(before, cpu_seconds(server_pid), strict=True)]
+    spent = cpu_spent(before, cpu_seconds(server_pid))
     requests = max(raw["requests"], 1)
     return Result(
         label=endpoint.label,
@@ -246,10 +246,10 @@ def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, th
     )
 
 
-def cpu_seconds(server_pid: int) -> tuple[float, float, float]:
-    """CPU time used so far by gunicorn (master and workers), by PostgreSQL's processes on this
-    machine (0 for a remote server) and by finished child processes (wrk), from /proc."""
-    server = database = 0.0
+def cpu_seconds(server_pid: int) -> dict[int | str, tuple[str, float]]:
+    """CPU time used so far by each gunicorn process (master and workers), each PostgreSQL process
+    on this machine (none for a remote server) and, under "wrk", all finished child processes."""
+    used: dict[int | str, tuple[str, float]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
         if not entry.name.isdigit():
@@ -257,15 +257,25 @@ def cpu_seconds(server_pid: int) -> tuple[float, float, float]:
         try:
             head, _, tail = (entry / "stat").read_text().rpartition(")")
         except OSError:
-            continue  # not a process, or it ended meanwhile
+            continue  # it ended meanwhile
         name, fields = head.partition("(")[2], tail.split()
-        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
         if int(entry.name) == server_pid or int(fields[1]) == server_pid:
-            server += used
+            used[int(entry.name)] = ("gunicorn", seconds)
         elif name == "postgres":
-            database += used
+            used[int(entry.name)] = ("postgresql", seconds)
     children = os.times()
-    return server, database, children.children_user + children.children_system
+    used["wrk"] = ("wrk", children.children_user + children.children_system)
+    return used
+
+
+def cpu_spent(before: dict, after: dict) -> tuple[float, float, float]:
+    """Seconds per group between two cpu_seconds() readings. A process that ended in between is
+    left out (PostgreSQL's autovacuum workers come and go): the figures can only be too low."""
+    spent = {"gunicorn": 0.0, "postgresql": 0.0, "wrk": 0.0}
+    for key, (group, seconds) in after.items():
+        spent[group] += seconds - before.get(key, (group, 0.0))[1]
+    return spent["gunicorn"], spent["postgresql"], spent["wrk"]
 
 
 def machine(*, postgres_version: str, workers: str, data_set: str, load: str) -> list[str]:
