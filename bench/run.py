@@ -60,7 +60,7 @@ class Result:
     cpu_ms: tuple[float, float, float]  # per request: gunicorn, PostgreSQL (when local), wrk
 
     def cpu_line(self) -> str:
-        server, database, load = self.cpu_ms
+        server, database, load = (round(ms, 3) + 0.0 for ms in self.cpu_ms)  # + 0.0: no "-0.000"
         return f"{self.label}  cpu_ms_per_request: gunicorn={server:.3f} postgresql={database:.3f} wrk={load:.3f}"
 
     def line(self, ceiling_rps: float) -> str:
@@ -259,7 +259,9 @@ def cpu_seconds(server_pid: int) -> dict[int | str, tuple[str, float]]:
         except OSError:
             continue  # it ended meanwhile
         name, fields = head.partition("(")[2], tail.split()
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        # Its own time and its ended children's: a PostgreSQL backend that closes (CONN_MAX_AGE)
+        # moves into the postmaster's count, so a group's total never goes back.
+        seconds = sum(int(field) for field in fields[11:15]) / tick  # utime stime cutime cstime
         if int(entry.name) == server_pid or int(fields[1]) == server_pid:
             used[int(entry.name)] = ("gunicorn", seconds)
         elif name == "postgres":
@@ -270,11 +272,11 @@ def cpu_seconds(server_pid: int) -> dict[int | str, tuple[str, float]]:
 
 
 def cpu_spent(before: dict, after: dict) -> tuple[float, float, float]:
-    """Seconds per group between two cpu_seconds() readings. A process that ended in between is
-    left out (PostgreSQL's autovacuum workers come and go): the figures can only be too low."""
+    """Seconds each group used between two cpu_seconds() readings."""
     spent = {"gunicorn": 0.0, "postgresql": 0.0, "wrk": 0.0}
-    for key, (group, seconds) in after.items():
-        spent[group] += seconds - before.get(key, (group, 0.0))[1]
+    for reading, sign in ((after, 1), (before, -1)):
+        for group, seconds in reading.values():
+            spent[group] += sign * seconds
     return spent["gunicorn"], spent["postgresql"], spent["wrk"]
 
 
