@@ -25,12 +25,13 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     if not settings.DATABASE_PREPARED_STATEMENTS:
         rows = fetch_unprepared(sql, params)
         return rows if many else next(iter(rows), None)
-    connection.ensure_connection()  # before looking up what this connection has prepared
-    prepared = _prepared_on_this_connection()
-    if name not in prepared:
-        _prepare(name, sql)
-        prepared.add(name)
+    # The cursor first: opening it connects, or replaces a connection that failed its health
+    # check (CONN_HEALTH_CHECKS), and what was prepared belongs to the connection it runs on.
     with connection.cursor() as cursor:
+        prepared = _prepared_on_this_connection()
+        if name not in prepared:
+            _prepare(name, sql)
+            prepared.add(name)
         cursor.execute(execute, params)
         return cursor.fetchall() if many else cursor.fetchone()
 
@@ -40,8 +41,11 @@ def _prepare(name: str, sql: str) -> None:
     # the driver's own cursor, so a request's statements are counted the same on every connection.
     # Apart from the EXECUTE: a PREPARE outlives a failed transaction, so an EXECUTE that fails
     # on bad input (in the same round trip) would leave a statement behind that nobody recorded.
+    # And only if the session lacks it: a PREPARE that fails would abort the request's transaction.
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(f"PREPARE {name} AS {sql}")
+        cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f"PREPARE {name} AS {sql}")
 
 
 def _prepared_on_this_connection() -> set[str]:

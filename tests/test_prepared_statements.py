@@ -2,6 +2,7 @@
 
 import threading
 
+import psycopg2
 import pytest
 from django.db import DataError, connection
 from rest_framework.test import APIClient
@@ -95,3 +96,27 @@ def test_a_statement_whose_first_run_fails_still_runs_next_time(settings):
     with pytest.raises(DataError):
         fetch_prepared("tests_one_over", "SELECT 1 / $1", [0], many=False)  # division by zero
     assert fetch_prepared("tests_one_over", "SELECT 1 / $1", [1], many=False) == (1,)
+
+
+def test_a_connection_replaced_by_its_health_check_prepares_again(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    connection.settings_dict["CONN_HEALTH_CHECKS"] = True
+    try:
+        assert fetch_prepared("tests_plus_one", "SELECT $1::int + 1", [1], many=False) == (2,)
+        connection.close_if_unusable_or_obsolete()  # the end of a request
+        with psycopg2.connect(**connection.get_connection_params()) as other, other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.get_backend_pid()])
+
+        # The next request's first query finds the connection dead and opens another.
+        assert fetch_prepared("tests_plus_one", "SELECT $1::int + 1", [2], many=False) == (3,)
+    finally:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False
+        connection.close()
+
+
+def test_a_statement_the_session_already_has_is_used_as_it_is(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with connection.cursor() as cursor:
+        cursor.execute("PREPARE tests_already AS SELECT 41 + $1::int")  # prepared behind the module's back
+
+    assert fetch_prepared("tests_already", "SELECT 41 + $1::int", [1], many=False) == (42,)

@@ -1,8 +1,12 @@
 """The profile and invitee pages cost the same number of queries for 1 invitee and for 100,000."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from referrals.selectors import INVITEE_PAGE_SQL, PROFILE_SQL
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db
@@ -30,17 +34,26 @@ def test_query_count_is_constant(authed, invitee_count, django_assert_max_num_qu
 
 
 @pytest.mark.postgres
-def test_invitee_queries_use_the_newest_first_index(authed):
+@pytest.mark.parametrize(
+    "statement",
+    [
+        PROFILE_SQL,
+        INVITEE_PAGE_SQL.format(position="", direction="DESC", offset=0, limit=51),
+        INVITEE_PAGE_SQL.format(position=" AND r.activated_at < $2", direction="DESC", offset=0, limit=101),
+        INVITEE_PAGE_SQL.format(position=" AND r.activated_at > $2", direction="ASC", offset=7, limit=51),
+    ],
+    ids=["profile", "first page", "next page", "previous page with offset"],
+)
+def test_the_statements_served_read_the_newest_first_index_without_sorting(authed, statement):
     client = authed()
     make_invitees(client.user, 20_000)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE referrals_referral")
-        cursor.execute(
-            "EXPLAIN SELECT user_id FROM referrals_referral WHERE invited_by_id = %s "
-            "ORDER BY activated_at DESC, user_id DESC LIMIT 100",
-            [client.user.pk],
-        )
+        cursor.execute(f"PREPARE tests_plan AS {statement}")
+        params = [client.user.pk, timezone.now() - timedelta(hours=1)][: statement.count("$2") + 1]
+        cursor.execute(f"EXPLAIN EXECUTE tests_plan({', '.join(['%s'] * len(params))})", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE tests_plan")
 
     assert "referral_invitees_newest" in plan, plan
     assert "Sort" not in plan, plan
