@@ -19,7 +19,10 @@ from referrals.invite_codes import generate_invite_code, looks_like_invite_code,
 from referrals.models import Referral
 
 CODE_ATTEMPTS = 10
-ACTIVATION_ATTEMPTS = 5
+# An attempt starts over only when another activation in the same tree committed meanwhile (the
+# inviter's root was invited), so N activations racing in one tree need at most N attempts; with 5,
+# an 8-user ring raced in CI now and then answered one of them activation_conflict.
+ACTIVATION_ATTEMPTS = 10
 
 
 def create_referral(*, user: User) -> Referral:

@@ -69,7 +69,8 @@ def test_two_users_activating_each_other_at_once_give_one(make_user, round_):
 
 
 @pytest.mark.postgres
-def test_many_users_racing_in_a_ring_never_close_it(make_user):
+@pytest.mark.parametrize("round_", range(10))
+def test_many_users_racing_in_a_ring_never_close_it(make_user, round_):
     users = [make_user() for _ in range(8)]
     codes = [code_of(user) for user in users]
 
