@@ -123,8 +123,8 @@ def sign_in(*, phone: str, code: str) -> SignedIn:
         raise CodeExpired()
     if result.outcome is Check.WRONG:
         raise InvalidCode()
-    if result.tokens is None:
-        raise AccountDisabled()
+    if not result.user.is_active:
+        raise AccountDisabled()  # the code is spent all the same, and no tokens were issued
     return SignedIn(user=result.user, created=result.created, tokens=result.tokens)
 
 
@@ -208,7 +208,7 @@ def _pass(phone: str, user: User | None) -> CheckResult:
     if user is None:
         user, created = User.objects.get_or_create(phone=phone)
     if not user.is_active:
-        return CheckResult(Check.PASSED, user=user, created=created)  # the code is spent all the same
+        return CheckResult(Check.PASSED, user=user, created=created)
     # In the check's transaction: one commit for the spent code and the refresh token's record.
     return CheckResult(Check.PASSED, user=user, created=created, tokens=issue_tokens(user=user))
 

@@ -19,6 +19,9 @@ from referrals.invite_codes import looks_like_invite_code, normalize_invite_code
 from referrals.models import Referral
 
 PROFILE_INVITEES = 100
+# GET /me/invitees/: newest first, pages of 50 by default and of 100 at most.
+INVITEE_ORDERING = ("-activated_at", "-user_id")
+INVITEE_PAGE_SIZE, INVITEE_MAX_PAGE_SIZE = 50, 100
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _profile_row_orm(user_id: int) -> tuple | None:
 
 def newest_invitees(*, inviter_id: int) -> QuerySet[Referral]:
     """Invitees of one user, newest first: an index range scan on referral_invitees_newest."""
-    return Referral.objects.filter(invited_by_id=inviter_id).order_by("-activated_at", "-user_id")
+    return Referral.objects.filter(invited_by_id=inviter_id).order_by(*INVITEE_ORDERING)
 
 
 def invitee_rows(*, inviter_id: int) -> "QuerySet[Referral] | InviteePages":
@@ -133,7 +136,6 @@ def invitee_rows(*, inviter_id: int) -> "QuerySet[Referral] | InviteePages":
     )
 
 
-INVITEE_ORDERING = ("-activated_at", "-user_id")
 INVITEE_COLUMNS = ("activated_at", "phone", "first_name", "last_name")  # as the ORM's values() orders them
 # One keyset page on referral_invitees_newest (either direction), the same rows and order the
 # ORM query gives, without building and compiling it for every page (docs/benchmarks.md).
@@ -144,10 +146,11 @@ WHERE r.invited_by_id = $1{position}
 ORDER BY r.activated_at {direction}, r.user_id {direction}
 OFFSET {offset} LIMIT {limit}
 """
-# Sizes (page_size + 1) that run as prepared statements: the default page and the largest. The
-# limit is written into the statement so PostgreSQL keeps one generic plan; other sizes, and
-# offsets (only equal timestamps need them), are planned each time instead of piling up plans.
-PREPARED_INVITEE_PAGE_LIMITS = (51, 101)
+# Sizes that run as prepared statements: the default page and the largest, each with the one extra
+# row the paginator reads to know whether a next page exists. The limit is written into the
+# statement so PostgreSQL keeps one generic plan; other sizes, and offsets (only equal timestamps
+# need them), are planned each time instead of piling up plans.
+PREPARED_INVITEE_PAGE_LIMITS = (INVITEE_PAGE_SIZE + 1, INVITEE_MAX_PAGE_SIZE + 1)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,14 @@ from referrals.exceptions import (
     InviteCycle,
     OwnInviteCode,
 )
-from referrals.selectors import get_invite_preview, get_profile_reply, invitee_rows
+from referrals.selectors import (
+    INVITEE_MAX_PAGE_SIZE,
+    INVITEE_ORDERING,
+    INVITEE_PAGE_SIZE,
+    get_invite_preview,
+    get_profile_reply,
+    invitee_rows,
+)
 from referrals.serializers import ProfileSerializer
 from referrals.services import activate_invite_code
 
@@ -88,10 +95,10 @@ class ActivateInviteCodeView(APIView):
 
 
 class NewestFirstCursor(CursorPagination):
-    ordering = ("-activated_at", "-user_id")
-    page_size = 50
+    ordering = INVITEE_ORDERING
+    page_size = INVITEE_PAGE_SIZE
     page_size_query_param = "page_size"
-    max_page_size = 100
+    max_page_size = INVITEE_MAX_PAGE_SIZE
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)
