@@ -94,8 +94,11 @@ else:
     # (service_unavailable) after a database restart; the broken connection is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
     # The hottest reads run as server-side prepared statements (project/prepared_statements.py).
-    # Off behind a pooler that hands one session to many clients (PgBouncer in transaction mode).
-    DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    # Off behind a pooler that hands one session to many clients (PgBouncer in transaction mode),
+    # and by default when connections last one request (CONN_MAX_AGE=0): preparing would not pay.
+    DATABASE_PREPARED_STATEMENTS = env.bool(
+        "DATABASE_PREPARED_STATEMENTS", default=DATABASES["default"]["CONN_MAX_AGE"] != 0
+    )
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)

@@ -1,6 +1,10 @@
 """The hottest reads run as prepared statements on PostgreSQL: planned once per connection."""
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -120,3 +124,26 @@ def test_a_statement_the_session_already_has_is_used_as_it_is(settings):
         cursor.execute("PREPARE tests_already AS SELECT 41 + $1::int")  # prepared behind the module's back
 
     assert fetch_prepared("tests_already", "SELECT 41 + $1::int", [1], many=False) == (42,)
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "True"),
+        ({"CONN_MAX_AGE": "0"}, "False"),  # a connection per request: preparing would not pay
+        ({"CONN_MAX_AGE": "0", "DATABASE_PREPARED_STATEMENTS": "1"}, "True"),
+        ({"DATABASE_PREPARED_STATEMENTS": "0"}, "False"),
+    ],
+)
+def test_the_switch_follows_the_connection_lifetime_unless_set(environment, expected):
+    base = {
+        key: value for key, value in os.environ.items() if key not in {"CONN_MAX_AGE", "DATABASE_PREPARED_STATEMENTS"}
+    }
+    show = "from django.conf import settings; print(settings.DATABASE_PREPARED_STATEMENTS)"
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=Path(__file__).resolve().parent.parent, env={**base, **environment},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    assert shown.stdout.split()[-1] == expected
