@@ -1,5 +1,7 @@
 -- One wrk script for every endpoint. Arguments after "--": METHOD TOKEN BODY PHONES,
--- "-" for none. BODY may hold {phone}, replaced in turn by each of the comma-separated PHONES.
+-- "-" for none. BODY may hold {phone}, replaced in turn by each of the comma-separated PHONES,
+-- or, when PHONES is "new:" and a prefix, by a number never used before in this run: the prefix
+-- and 7 digits, each thread counting in its own block of a million above the test phones.
 -- done() prints one machine-readable line: the counts and latency percentiles of the run.
 
 local threads = {}
@@ -21,14 +23,17 @@ function init(args)
       body = nil
    end
    phones = {}
-   if phone_list and phone_list ~= "-" then
+   new_prefix = nil
+   if phone_list and string.sub(phone_list, 1, 4) == "new:" then
+      new_prefix = string.sub(phone_list, 5)
+   elseif phone_list and phone_list ~= "-" then
       for phone in string.gmatch(phone_list, "[^,]+") do
          table.insert(phones, phone)
       end
    end
    non2xx = 0
    counter = offset
-   if #phones == 0 then
+   if #phones == 0 and not new_prefix then
       fixed_request = wrk.format(method, nil, headers, body)
    else
       request_method, request_headers, request_body = method, headers, body
@@ -39,8 +44,14 @@ function request()
    if fixed_request then
       return fixed_request
    end
-   counter = counter + 1
-   local phone = phones[counter % #phones + 1]
+   local phone
+   if new_prefix then
+      sent = (sent or 0) + 1
+      phone = new_prefix .. string.format("%07d", (offset + 1) * 1000000 + sent)
+   else
+      counter = counter + 1
+      phone = phones[counter % #phones + 1]
+   end
    return wrk.format(request_method, nil, request_headers, (string.gsub(request_body, "{phone}", phone)))
 end
 

@@ -35,6 +35,7 @@ GUNICORN_CONFIG = ROOT / "project" / "gunicorn.conf.py"
 WORKER_OPTIONS = ["--workers", "2", "--worker-class", "sync"]
 TEST_PHONES = 20
 FIXED_CODE = "1234"
+NEW_PHONE_PREFIX = "+7999"  # + 7 digits: +7 999 is a Russian mobile range, as SMS_ALLOWED_REGIONS wants
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 REPORT_START, REPORT_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -113,6 +114,8 @@ def server_environment(database_url: str) -> dict[str, str]:
         # The load comes from one IP, so the per-IP limit is lifted; BENCH_AUTH_IP_RATE=1000000/second
         # keeps it counting (every request then reads and writes its counter) without refusing.
         "AUTH_IP_RATE": os.environ.get("BENCH_AUTH_IP_RATE", "off"),
+        # Likewise the global hourly budget of sends: still counted on every send, never reached.
+        "OTP_GLOBAL_SENDS_PER_HOUR": "1000000000",
         "ROOT_URLCONF": "bench.urls",
     }
 
@@ -199,6 +202,15 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
         Endpoint("GET /api/v1/me/invitees/", "GET", "/api/v1/me/invitees/", token=inviter),
         Endpoint("GET /api/v1/me/invitees/?cursor=deep", "GET", f"/api/v1/me/invitees/?cursor={cursor}", token=inviter),
         Endpoint("POST /api/v1/auth/code/", "POST", "/api/v1/auth/code/", body='{"phone": "{phone}"}', phones=phones),
+        # A phone that is not a test phone, new each time (one code a minute per phone): the whole
+        # path of a real request, with the console backend writing the SMS to the log.
+        Endpoint(
+            "POST /api/v1/auth/code/ (new phone)",
+            "POST",
+            "/api/v1/auth/code/",
+            body='{"phone": "{phone}"}',
+            phones=f"new:{NEW_PHONE_PREFIX}",
+        ),
         Endpoint(
             "POST /api/v1/auth/token/",
             "POST",

@@ -15,7 +15,7 @@ import pytest
 from bench.run import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-LINE = re.compile(r"^(GET|POST) (\S+)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
+LINE = re.compile(r"^(GET|POST) (.+?)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
 CPU_LINE = re.compile(r"^(.+)  cpu_ms_per_request: gunicorn=(\d+\.\d+) postgresql=(\d+\.\d+) wrk=(\d+\.\d+)$")
 LABELS = [
     "GET /bench/ceiling/",
@@ -23,6 +23,7 @@ LABELS = [
     "GET /api/v1/me/invitees/",
     "GET /api/v1/me/invitees/?cursor=deep",
     "POST /api/v1/auth/code/",
+    "POST /api/v1/auth/code/ (new phone)",
     "POST /api/v1/auth/token/",
     "POST /api/v1/me/invite/",
     "GET /api/v1/invite-codes/{code}/",
