@@ -378,6 +378,7 @@ def main() -> int:
             load += "; per-IP limit lifted (AUTH_IP_RATE=off)"
         else:
             load += f"; per-IP limit {env['AUTH_IP_RATE']}, its counters in {counters}"
+        load += f"; global hourly send budget {int(env['OTP_GLOBAL_SENDS_PER_HOUR']):,}"
         description = machine(postgres_version=postgres_version, workers=workers, data_set=data_set, load=load)
         write_report(args.report, description, lines)
     return 1 if failures else 0
