@@ -60,17 +60,21 @@ def _reserve_send(*, phone: str) -> CodeSend:
     """Count a send against every limit, or raise Throttled; committed before the SMS goes out."""
     now = timezone.now()
     _lock_challenge(phone)
-    CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
+    sent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
+    recent = [moment for moment in sent if moment >= now - DAY]
+    if len(recent) < len(sent):  # only when there are any: most requests have none to clear
+        CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
     CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()  # sign-in only counts the day's
-    recent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
     _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
     _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)
     _refuse_over_limit(recent, now=now, window=DAY, limit=settings.OTP_SENDS_PER_DAY)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
     budget = HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR)
     if not budget.update(used=F("used") + 1):
-        raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
+        # The hour's row is missing (its first send) or its budget is spent: create it if missing, try again.
+        HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
+        if not budget.update(used=F("used") + 1):
+            raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
     return CodeSend.objects.create(phone=phone, sent_at=now)
 
 
@@ -81,14 +85,17 @@ def _release_send(send: CodeSend) -> None:
     send.delete()
 
 
-@transaction.atomic
 def _install_code(*, phone: str, code: str) -> None:
-    """The delivered code replaces the previous one, with a fresh life and attempt count."""
-    challenge = _lock_challenge(phone)
-    challenge.code_hash = otp.hash_code(phone=phone, code=code)
-    challenge.expires_at = timezone.now() + timedelta(seconds=settings.OTP_TTL_SECONDS)
-    challenge.attempts = 0
-    challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
+    """The delivered code replaces the previous one, with a fresh life and attempt count.
+
+    One UPDATE: it takes the row's lock itself (the row exists since _reserve_send), so it waits
+    for a check of this phone in progress as a SELECT ... FOR UPDATE first would.
+    """
+    PhoneChallenge.objects.filter(phone=phone).update(
+        code_hash=otp.hash_code(phone=phone, code=code),
+        expires_at=timezone.now() + timedelta(seconds=settings.OTP_TTL_SECONDS),
+        attempts=0,
+    )
 
 
 class Check(Enum):

@@ -281,3 +281,12 @@ def test_refusals_older_than_a_day_are_cleared_when_the_phone_asks_for_a_code(ap
     request_code(api)
 
     assert CheckFailure.objects.filter(phone=PHONE).count() == 1
+
+
+def test_sends_older_than_a_day_are_cleared_and_no_longer_count(api, outbox):
+    day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    CodeSend.objects.bulk_create([CodeSend(phone=PHONE, sent_at=day_ago) for _ in range(10)])  # a full day's
+
+    assert request_code(api).status_code == 200
+
+    assert CodeSend.objects.filter(phone=PHONE).count() == 1  # only the new one
