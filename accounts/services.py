@@ -64,7 +64,7 @@ def _reserve_send(*, phone: str) -> CodeSend:
     recent = [moment for moment in sent if moment >= now - DAY]
     if len(recent) < len(sent):  # only when there are any: most requests have none to clear
         CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
-    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()  # sign-in only counts the day's
+    _clear_old_refusals(phone, now=now)
     _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
     _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)
     _refuse_over_limit(recent, now=now, window=DAY, limit=settings.OTP_SENDS_PER_DAY)
@@ -204,10 +204,15 @@ def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
 
 
 def _refuse(phone: str, outcome: Check, *, now: datetime) -> CheckResult:
-    # Refusals older than a day no longer count; each new one clears its phone's old ones away.
-    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
+    _clear_old_refusals(phone, now=now)
     CheckFailure.objects.create(phone=phone, failed_at=now)
     return CheckResult(outcome)
+
+
+def _clear_old_refusals(phone: str, *, now: datetime) -> None:
+    # Refusals older than a day no longer count (sign-in counts the day's): cleared whenever the
+    # phone asks for a code or is refused again, so no phone keeps them for long.
+    CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
 
 
 def _pass(phone: str, user: User | None) -> CheckResult:
