@@ -2,18 +2,27 @@
 
 An invitee page spent about 0.12 ms of its 0.8 ms in the standard library's encoder, most of
 it calling back into Python for each row's datetime (docs/benchmarks.md); orjson writes
-datetimes itself. The bytes are DRF's: UTC as "Z", compact, UTF-8, U+2028/U+2029 escaped;
-what orjson does not know goes through DRF's own encoder, and what orjson refuses (integers
-past 64 bits, aware times, unknown objects) takes DRF's path, errors included. Two differences,
-in values no reply of this API carries: floats may be spelled otherwise (1e16 for 1e+16), and
-NaN or infinity is written as null where DRF's strict JSON refuses it.
+datetimes itself. The bytes are DRF's for every reply this API sends (tests compare them):
+UTC as "Z", compact, UTF-8, U+2028/U+2029 escaped. Types orjson does not write itself (lazy
+translations, Decimal, ...) go through DRF's own encoder; what orjson refuses (integers past
+64 bits, keys that are not strings, dataclasses, aware times, objects DRF cannot encode either)
+is rendered again by DRF, which raises where it would have raised.
+
+Differences, in values no reply carries: small floats are spelled otherwise (0.00001 for
+1e-05); NaN and infinity are written as null where DRF's strict JSON refuses them; Enum members
+are written as their values where DRF refuses them; UTC offsets that are not whole minutes are
+cut to minutes (PostgreSQL's timestamps arrive in UTC); an OrderedDict reordered with
+move_to_end() is written in insertion order; and a generator that orjson has begun before a
+refusal is rendered again empty.
 """
 
 import orjson
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
-OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+# Dataclasses pass to DRF's encoder, which refuses them: a view that forgets its serializer fails
+# as it does with DRF, instead of sending every field of a selector's result.
+OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_DATACLASS
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 
 

@@ -1,5 +1,6 @@
 """The API's JSON renderer writes the same bytes as DRF's own, only faster."""
 
+import dataclasses
 import datetime
 import decimal
 import uuid
@@ -11,7 +12,10 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.serializer_helpers import ReturnDict, ReturnList
 
+from project import renderers
 from project.renderers import FastJSONRenderer
+from referrals.models import Referral
+from referrals.services import activate_invite_code
 
 UTC = datetime.UTC
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -56,9 +60,10 @@ PAYLOADS = {
         "bytes": b"raw",
         "line separators": "a\u2028b\u2029c",
         "nested": [[{"deep": (True, False, None, 0, -1)}]],
-        1: "integer key",
     },
-    "integers past 64 bits": {"big": [2**70, -(2**64)]},  # orjson refuses them: DRF's path
+    # orjson refuses these, and DRF renders them again.
+    "integers past 64 bits": {"big": [2**70, -(2**64)]},
+    "keys that are not strings": {1: "one", None: "none", False: "false", 2.5: "float"},
 }
 
 
@@ -67,12 +72,38 @@ def test_same_bytes_as_drf(payload):
     assert FastJSONRenderer().render(payload) == JSONRenderer().render(payload)
 
 
+@dataclasses.dataclass
+class Selected:
+    phone: str
+    is_active: bool
+
+
 def test_what_drf_refuses_is_refused_the_same_way():
-    for payload in ({"time": datetime.time(1, tzinfo=UTC)}, {"object": object()}):
+    refused = (
+        {"time": datetime.time(1, tzinfo=UTC)},
+        {"object": object()},
+        Selected("+79110000000", is_active=False),  # a view that forgot its serializer sends nothing
+        {datetime.datetime(2026, 1, 1, tzinfo=UTC): "a key that is not a string"},
+    )
+    for payload in refused:
         with pytest.raises((TypeError, ValueError)) as drf:
             JSONRenderer().render(payload)
         with pytest.raises(drf.type):
             FastJSONRenderer().render(payload)
+
+
+def test_orjson_writes_the_reply_without_calling_back_into_python(monkeypatch):
+    # Datetimes, strings and ErrorDetail are orjson's own work: the reason for the renderer.
+    payload = {**PAYLOADS["profile"], "errors": {"phone": [ErrorDetail("Введите номер.", code="invalid_phone")]}}
+    expected = JSONRenderer().render(payload)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the standard library's encoder or DRF's default() was used")
+
+    monkeypatch.setattr("rest_framework.renderers.json.dumps", refuse)
+    monkeypatch.setattr(renderers._encoder, "default", refuse)
+
+    assert FastJSONRenderer().render(payload) == expected
 
 
 def test_nothing_renders_as_no_body():
@@ -85,11 +116,24 @@ def test_an_indent_asked_for_is_honoured():
         assert FastJSONRenderer().render(payload, media_type) == JSONRenderer().render(payload, media_type)
 
 
-def test_the_api_replies_through_it(authed):
-    client = authed()
+def test_the_api_replies_through_it(api, authed, make_user):
+    inviter = make_user(first_name="Иван\u2028")
+    for number in range(3):
+        activate_invite_code(
+            user=make_user(first_name=f"Пётр{number}"), code=Referral.objects.get(user=inviter).invite_code
+        )
+    client = authed(inviter)
+    replies = [
+        client.get("/api/v1/me/"),
+        client.get("/api/v1/me/invitees/?page_size=2"),
+        client.get("/api/v1/me/invitees/?cursor=forged"),
+        api.get("/api/v1/invite-codes/ZZZZZZ/", HTTP_ACCEPT_LANGUAGE="ru"),
+        api.post("/api/v1/auth/code/", {"phone": "x"}, format="json"),
+        api.get("/api/v1/me/"),
+    ]
 
-    response = client.get("/api/v1/me/")
-
-    assert isinstance(response.accepted_renderer, FastJSONRenderer)
-    assert response["Content-Type"] == "application/json"
-    assert response.content == JSONRenderer().render(response.data)
+    assert [reply.status_code for reply in replies] == [200, 200, 404, 404, 400, 401]
+    for reply in replies:
+        assert isinstance(reply.accepted_renderer, FastJSONRenderer)
+        assert reply["Content-Type"] == "application/json"
+        assert reply.content == JSONRenderer().render(reply.data)
