@@ -5,7 +5,9 @@ Creates a fresh database (drop + create) on the PostgreSQL server of DATABASE_UR
 production settings and drives each endpoint with wrk from a separate process.
 
 Environment: BENCH_SECONDS (20), BENCH_CONNECTIONS (8), BENCH_THREADS (2), BENCH_USERS
-(10000), BENCH_INVITEES (100000), BENCH_DATABASE (referrals_bench: dropped and created).
+(10000), BENCH_INVITEES (100000), BENCH_DATABASE (referrals_bench: dropped and created),
+BENCH_SERVER_CPUS and BENCH_LOAD_CPUS (CPU lists as taskset takes them, "0" or "0,2-3": the
+CPUs gunicorn and wrk may use; all of them when unset).
 """
 
 import argparse
@@ -120,11 +122,29 @@ def server_environment(database_url: str) -> dict[str, str]:
     }
 
 
+def cpu_list(value: str) -> set[int] | None:
+    """The CPUs of a list like "0,2-3", as taskset reads it; None for an empty value."""
+    cpus: set[int] = set()
+    for part in filter(None, (part.strip() for part in value.split(","))):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or not (last or first).isdigit():
+            raise SystemExit(f"not a CPU list: {value!r} (e.g. 0 or 0,2-3)")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus or None
+
+
+def pinned_to(cpus: set[int] | None):
+    """A preexec_fn that confines the child to `cpus` before it starts (gunicorn sizes itself then)."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
 def worker_options() -> list[str]:
     return ["--config", str(GUNICORN_CONFIG)] if GUNICORN_CONFIG.exists() else WORKER_OPTIONS
 
 
-def start_gunicorn(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, *, cpus: set[int] | None = None
+) -> tuple[subprocess.Popen, str]:
     # Gunicorn inherits an already listening socket on a free port: no race for the port.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -140,6 +160,7 @@ def start_gunicorn(env: dict[str, str], log_path: Path) -> tuple[subprocess.Pope
             stdout=log,
             stderr=subprocess.STDOUT,
             pass_fds=[listener.fileno()],
+            preexec_fn=pinned_to(cpus),
         )
     listener.close()
     deadline = time.monotonic() + 60
@@ -231,20 +252,39 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
     ]
 
 
-def run_wrk(url: str, *, seconds: int, connections: int, threads: int, args: list[str]) -> dict:
+def run_wrk(
+    url: str, *, seconds: int, connections: int, threads: int, args: list[str], cpus: set[int] | None = None
+) -> dict:
     """wrk's counts and latency percentiles for one endpoint, from request.lua's summary line."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA_SCRIPT), url]
-    output = subprocess.run([*command, "--", *args], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    output = subprocess.run(  # noqa: S603
+        [*command, "--", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=pinned_to(cpus),
+    ).stdout
     match = re.search(r"^BENCH_RESULT (\{.*\})$", output, re.MULTILINE)
     if match is None:
         raise SystemExit(f"wrk printed no summary:\n{output}")
     return json.loads(match.group(1))
 
 
-def measure(base: str, endpoint: Endpoint, *, seconds: int, connections: int, threads: int, server_pid: int) -> Result:
+def measure(
+    base: str,
+    endpoint: Endpoint,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int,
+    server_pid: int,
+    load_cpus: set[int] | None = None,
+) -> Result:
     args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones]
     before = cpu_seconds(server_pid)
-    raw = run_wrk(base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args)
+    raw = run_wrk(
+        base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args, cpus=load_cpus
+    )
     spent = cpu_spent(before, cpu_seconds(server_pid))
     requests = max(raw["requests"], 1)
     return Result(
@@ -331,6 +371,8 @@ def main() -> int:
     connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
     users, invitees = setting("BENCH_USERS", 10_000), setting("BENCH_INVITEES", 100_000)
     name = os.environ.get("BENCH_DATABASE") or "referrals_bench"
+    server_cpus = cpu_list(os.environ.get("BENCH_SERVER_CPUS", ""))
+    load_cpus = cpu_list(os.environ.get("BENCH_LOAD_CPUS", ""))
 
     maintenance_url, database_url = database_urls(name)
     postgres_version = recreate_database(maintenance_url, name)
@@ -343,11 +385,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         log_path = Path(scratch) / "gunicorn.log"
-        server, base = start_gunicorn(env, log_path)
+        server, base = start_gunicorn(env, log_path, cpus=server_cpus)
         try:
             results = [
                 measure(
-                    base, endpoint, seconds=seconds, connections=connections, threads=threads, server_pid=server.pid
+                    base,
+                    endpoint,
+                    seconds=seconds,
+                    connections=connections,
+                    threads=threads,
+                    server_pid=server.pid,
+                    load_cpus=load_cpus,
                 )
                 for endpoint in endpoints(base, invitees=invitees)
             ]
@@ -368,11 +416,15 @@ def main() -> int:
         workers = (
             f"--config {GUNICORN_CONFIG.relative_to(ROOT)}" if GUNICORN_CONFIG.exists() else " ".join(WORKER_OPTIONS)
         )
+        if server_cpus:
+            workers += f", on CPUs {os.environ['BENCH_SERVER_CPUS']} only (BENCH_SERVER_CPUS)"
         data_set = (
             f"{users:,} users with referral rows and unique invite codes; one of them has {invitees:,} invitees "
             f"(extra users, distinct activated_at); {TEST_PHONES} test phones with fixed codes"
         )
         load = f"wrk -t{threads} -c{connections} -d{seconds}s per endpoint, one endpoint at a time"
+        if load_cpus:
+            load += f", on CPUs {os.environ['BENCH_LOAD_CPUS']} only (BENCH_LOAD_CPUS)"
         counters = "Redis (REDIS_URL)" if env.get("REDIS_URL") else "the database cache table (no REDIS_URL)"
         if env["AUTH_IP_RATE"] == "off":
             load += "; per-IP limit lifted (AUTH_IP_RATE=off)"

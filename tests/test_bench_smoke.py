@@ -6,13 +6,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from bench.run import run_wrk
+from bench.run import cpu_list, run_wrk, server_environment, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(GET|POST) (.+?)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
@@ -103,3 +104,32 @@ def test_the_wrk_script_counts_redirects_as_failures():
 
     assert result["requests"] > 0
     assert result["non2xx"] == result["requests"]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to one of them")
+def test_the_server_can_be_pinned_to_cpus_and_sizes_itself_to_them(tmp_path):
+    cpu = min(os.sched_getaffinity(0))
+    env = server_environment("sqlite:///" + str(tmp_path / "pinned.sqlite3"))
+    server, _ = start_gunicorn(env, tmp_path / "gunicorn.log", cpus={cpu})
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers := gunicorn_workers(server.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the first worker answered; the others may still be starting
+        assert os.sched_getaffinity(server.pid) == {cpu}
+        assert [os.sched_getaffinity(pid) for pid in workers] == [{cpu}] * len(workers)
+        assert len(workers) == 3  # the container's rule, 2 x CPUs + 1, for the one CPU it may use
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+
+def test_cpu_lists_are_read_like_taskset():
+    assert cpu_list("0") == {0}
+    assert cpu_list("0,2-3") == {0, 2, 3}
+    assert cpu_list("") is None
+    with pytest.raises(SystemExit):
+        cpu_list("first")
