@@ -127,7 +127,7 @@ def cpu_list(value: str) -> set[int] | None:
     cpus: set[int] = set()
     for part in filter(None, (part.strip() for part in value.split(","))):
         first, _, last = part.partition("-")
-        if not first.isdigit() or not (last or first).isdigit():
+        if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
             raise SystemExit(f"not a CPU list: {value!r} (e.g. 0 or 0,2-3)")
         cpus.update(range(int(first), int(last or first) + 1))
     return cpus or None

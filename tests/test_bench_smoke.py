@@ -131,5 +131,6 @@ def test_cpu_lists_are_read_like_taskset():
     assert cpu_list("0") == {0}
     assert cpu_list("0,2-3") == {0, 2, 3}
     assert cpu_list("") is None
-    with pytest.raises(SystemExit):
-        cpu_list("first")
+    for wrong in ("first", "3-1", "0,-1"):
+        with pytest.raises(SystemExit):
+            cpu_list(wrong)
