@@ -98,6 +98,13 @@ class UserAdmin(AccountsUserAdmin):
         url = reverse("admin:accounts_user_invite_tree", args=[user.pk])
         return format_html('<a href="{}">{}</a>', url, _("Invitees and inviters of this user"))
 
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # A referral is part of its user and goes with them; nobody may delete one alone, so
+        # ReferralAdmin's refusal must not stand in the way of deleting the user.
+        perms_needed.discard(Referral._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
     def get_urls(self):
         # Before the inherited ones: "<path:object_id>/" would otherwise swallow this URL.
         return [

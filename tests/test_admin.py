@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -164,6 +165,46 @@ def test_referrals_are_view_only(admin_client, make_user):
     assert Referral.objects.get(user=user).invite_code == code_of(user)
 
 
+def test_deleting_a_user_deletes_their_referral_and_uncounts_them(admin_client, make_user):
+    inviter, invitee = make_user("+79110000001"), make_user("+79110000002")
+    invite(invitee, by=inviter)
+    url = reverse("admin:accounts_user_delete", args=[invitee.pk])
+
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert "permission" not in confirm.content.decode()
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    assert not User.objects.filter(pk=invitee.pk).exists()
+    assert not Referral.objects.filter(user_id=invitee.pk).exists()
+    assert Referral.objects.get(user=inviter).invitees_count == 0
+
+
+def test_delete_selected_deletes_users_with_their_referrals(admin_client, make_user):
+    inviter, first, second = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
+    invite(first, by=inviter)
+    invite(second, by=inviter)
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [first.pk, second.pk], "post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert not User.objects.filter(pk__in=[first.pk, second.pk]).exists()
+    assert Referral.objects.get(user=inviter).invitees_count == 0
+
+
+def test_deleting_users_still_needs_the_delete_permission(make_user):
+    staff = make_user("+79000000002", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client = Client()
+    client.force_login(staff)
+    user = make_user("+79110000001")
+
+    assert client.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=user.pk).exists()
+
+
 @pytest.fixture
 def three_levels(make_user):
     """root <- a, b; a <- a1, a2; a1 <- a1x; and the root's own inviter `top`."""
@@ -237,6 +278,17 @@ def test_invite_tree_of_a_user_nobody_invited(admin_client, make_user):
     html = admin_client.get(tree_url(user)).content.decode()
     assert "0 in the whole tree" in html
     assert "has not activated an invite code" in html
+
+
+def test_invite_tree_of_a_user_whose_inviter_was_deleted(admin_client, make_user):
+    inviter, user = make_user("+79110000001"), make_user("+79110000002")
+    invite(user, by=inviter)
+    inviter.delete()
+
+    html = admin_client.get(tree_url(user)).content.decode()
+
+    assert "belonged to an account that no longer exists" in html
+    assert "has not activated an invite code" not in html
 
 
 def test_invite_tree_is_for_staff_only(make_user, three_levels):
