@@ -12,7 +12,9 @@ def generate_invite_code() -> str:
 
 
 def normalize_invite_code(raw: str) -> str:
-    return raw.strip().upper()
+    code = raw.strip()
+    # ASCII only: Unicode upper-casing turns "ß" into "SS" (and the long s into "S"): codes nobody typed.
+    return code.upper() if code.isascii() else code
 
 
 def looks_like_invite_code(code: str) -> bool:

@@ -62,6 +62,19 @@ def test_code_input_is_trimmed_and_case_insensitive(authed, make_user):
     assert response.json()["invited_by"] == inviter.phone
 
 
+@pytest.mark.parametrize(("code", "typed"), [("SS2345", "ß2345"), ("S23456", "\u017f23456"), ("ST2345", "ﬆ2345")])
+def test_only_ascii_letters_are_case_folded(api, authed, make_user, code, typed):
+    # Unicode upper-casing turns these into other strings (ß -> SS): nobody typed those codes.
+    inviter, client = make_user(), authed()
+    Referral.objects.filter(user=inviter).update(invite_code=code)
+
+    response = activate(client, typed)
+
+    assert (response.status_code, response.json()["code"]) == (400, "invite_code_not_found")
+    assert api.get(f"/api/v1/invite-codes/{typed}/").status_code == 404
+    assert api.get(f"/api/v1/invite-codes/{code.lower()}/").status_code == 200
+
+
 def test_same_code_again_is_an_idempotent_retry(authed, make_user):
     inviter, client = make_user(), authed()
     first = activate(client, code_of(inviter))
