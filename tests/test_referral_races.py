@@ -1,11 +1,16 @@
 """Activation rules under real concurrent requests: threads with their own connections."""
 
+import threading
+import time
 from collections import Counter
 
 import pytest
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from referrals.models import Referral
+from referrals.services import activate_invite_code
 from tests.conftest import run_concurrently
 from tests.referral_graph import assert_forest, inviter_map
 
@@ -90,3 +95,43 @@ def test_concurrent_activations_wait_on_any_database(make_user):
 
     assert [status for status, _ in results] == [200] * 6
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 6
+
+
+def wait_until_a_query_waits_on_a_lock(timeout=10.0):
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            # Cleared each time: inside a transaction PostgreSQL keeps showing its first look at the view.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("no query ever waited on a lock")
+
+
+@pytest.mark.postgres
+def test_deleting_a_user_while_they_activate_a_code_uncounts_them(make_user):
+    inviter, invitee = make_user(), make_user()
+    deleting = threading.Thread(target=lambda: run_concurrently(1, lambda _: User.objects.get(pk=invitee.pk).delete()))
+
+    with transaction.atomic():  # the activation, still to commit when the deletion reads the row
+        activate_invite_code(user=invitee, code=code_of(inviter))
+        deleting.start()
+        wait_until_a_query_waits_on_a_lock()
+    deleting.join()
+
+    assert not User.objects.filter(pk=invitee.pk).exists()
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
+
+
+@pytest.mark.postgres
+def test_a_user_deleted_twice_at_once_is_uncounted_once(make_user):
+    inviter, invitee = make_user(), make_user()
+    activate_invite_code(user=invitee, code=code_of(inviter))
+    first, second = User.objects.get(pk=invitee.pk), User.objects.get(pk=invitee.pk)
+
+    run_concurrently(2, lambda i: (first, second)[i].delete())
+
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
+    assert Referral.objects.filter(invited_by_id=inviter.pk).count() == 0
