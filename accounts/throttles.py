@@ -1,3 +1,4 @@
+import ipaddress
 import time
 
 from django.conf import settings
@@ -16,6 +17,15 @@ class AuthIPThrottle(SimpleRateThrottle):
         # only "off" lifts the limit (the benchmark does).
         rate = settings.AUTH_IP_RATE or DEFAULT_AUTH_IP_RATE
         return None if rate == "off" else rate
+
+    def get_ident(self, request):
+        ident = super().get_ident(request)
+        try:
+            return str(ipaddress.ip_address(ident))  # one spelling per address (IPv6 has many)
+        except ValueError:
+            # Not an address: a client past the proxy wrote its own X-Forwarded-For. It counts
+            # against the peer that sent it rather than a bucket of its own choosing.
+            return request.META.get("REMOTE_ADDR", "")
 
     def get_cache_key(self, request, view):
         return f"throttle:auth:{view.throttle_scope}:{self.get_ident(request)}"

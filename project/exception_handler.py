@@ -7,6 +7,8 @@ from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.views import exception_handler
 
@@ -28,9 +30,10 @@ def validation_code(exc: ValidationError) -> str:
 
 
 def envelope_exception_handler(exc, context):
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        # The database is down or unreachable: a retryable condition, not a bug.
-        logger.error("database unavailable: %s", exc)
+    if isinstance(exc, (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)):
+        # The database, or Redis holding the per-IP counters, is down or unreachable: a
+        # retryable condition, not a bug.
+        logger.error("service unavailable: %s.%s: %s", type(exc).__module__, type(exc).__name__, exc)
         response = JsonResponse(
             {"code": "service_unavailable", "detail": _("The service is temporarily unavailable.")},
             status=503,

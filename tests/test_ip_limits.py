@@ -56,6 +56,33 @@ def test_forwarded_for_header_does_not_pick_the_bucket(settings):
     assert response.status_code == 429
 
 
+@pytest.mark.django_db
+def test_behind_a_proxy_the_forwarded_address_picks_the_bucket(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.AUTH_IP_RATE = "1/minute"
+    client = APIClient(REMOTE_ADDR="10.0.0.2")  # the proxy
+
+    assert client.post("/api/v1/auth/token/", {}, format="json", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 400
+    assert client.post("/api/v1/auth/token/", {}, format="json", HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 400
+    assert client.post("/api/v1/auth/token/", {}, format="json", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_forwarded_for_that_is_no_address_counts_against_the_peer(settings):
+    # A client reaching the server past the proxy writes its own header: never a 500 (the
+    # counter's key has a length limit), and no fresh bucket per made-up value either.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.AUTH_IP_RATE = "2/minute"
+    client = APIClient(REMOTE_ADDR="203.0.113.14")
+
+    statuses = [
+        client.post("/api/v1/auth/token/", {}, format="json", HTTP_X_FORWARDED_FOR=forged).status_code
+        for forged in ("x" * 300, "y" * 300, "not an address")
+    ]
+
+    assert statuses == [400, 400, 429]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -208,3 +235,18 @@ def test_a_host_with_a_slower_clock_cannot_reset_the_counter(settings):
         cursor.execute(UPSERT, [counter.key, counter.window_start - 60])
 
     assert client.post("/api/v1/auth/token/", {}, format="json").status_code == 429
+
+
+@pytest.mark.django_db
+def test_an_unreachable_redis_is_a_json_503_not_a_500(settings):
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings.REDIS_URL = url
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    client = APIClient(REMOTE_ADDR="203.0.113.13")
+    client.raise_request_exception = False
+
+    response = client.post("/api/v1/auth/code/", {"phone": "+79110000000"}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
