@@ -14,11 +14,15 @@ env = environ.Env()
 
 # Public on purpose: it only ever signs development data, and production refuses it below.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"  # noqa: S105
+# The placeholder of .env.sample: copied verbatim it would let anyone sign access tokens.
+SAMPLE_SECRET_KEY = "change-me-to-a-long-random-string-of-50-characters-or-more"  # noqa: S105
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default=DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("Set SECRET_KEY: the development key is public.")
+if not DEBUG and SECRET_KEY == SAMPLE_SECRET_KEY:
+    raise ImproperlyConfigured("Set SECRET_KEY in .env: the key of .env.sample is public.")
 if not DEBUG and len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
 
@@ -170,8 +174,8 @@ REST_FRAMEWORK = {
 }
 
 JWT_SIGNING_KEY = env("JWT_SIGNING_KEY", default=SECRET_KEY)
-if not DEBUG and (JWT_SIGNING_KEY == DEV_SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
-    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and not the development key.")
+if not DEBUG and (JWT_SIGNING_KEY in (DEV_SECRET_KEY, SAMPLE_SECRET_KEY) or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and not a public key.")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

@@ -57,9 +57,17 @@ def test_env_sample_matches_the_compose_database():
     assert sample["DATABASE_URL"] == f"postgres://{user}:{password}@db:5432/{name}"
 
 
-def test_env_sample_starts_as_is_and_only_warns_about_plain_http():
+def test_env_sample_refuses_to_start_until_its_secret_key_is_replaced():
+    result = manage("check", env=env_sample())
+
+    assert result.returncode != 0
+    assert "Set SECRET_KEY in .env: the key of .env.sample is public." in result.stderr
+
+
+def test_env_sample_with_its_own_secret_key_only_warns_about_plain_http():
     # Compose serves plain HTTP on localhost, so the one deployment warning left is the HTTPS redirect.
-    result = manage("check", "--deploy", env=env_sample())
+    own_key = "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ"
+    result = manage("check", "--deploy", env={**env_sample(), "SECRET_KEY": own_key})
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", result.stdout + result.stderr)) == {"security.W008"}
