@@ -1,8 +1,9 @@
 from functools import lru_cache
 
 from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
@@ -21,6 +22,9 @@ class AccessTokenUser(TokenUser):
         return int(self.token[api_settings.USER_ID_CLAIM])
 
 
+AUTH_SCHEMES = {scheme.lower().encode() for scheme in api_settings.AUTH_HEADER_TYPES}
+
+
 class AccessTokenAuthentication(JWTStatelessUserAuthentication):
     """SimpleJWT's stateless check, verifying each token's signature once per worker process.
 
@@ -28,6 +32,16 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
     verifying it each time cost nearly as much as the profile's query. Only tokens that passed
     are kept, keyed by their exact bytes, and their expiry is checked again on every use.
     """
+
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        # The scheme is case-insensitive (RFC 9110); and a header that names it without exactly
+        # one token is a bad token, under the contract's code rather than a code of SimpleJWT's own.
+        parts = header.split()
+        if not parts or parts[0].lower() not in AUTH_SCHEMES:
+            return None
+        if len(parts) != 2:
+            raise InvalidToken(_("Authorization header must contain two space-delimited values"))
+        return parts[1]
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         token = _verified_token(raw_token)

@@ -111,6 +111,23 @@ def test_garbage_token_is_token_not_valid(api):
     assert set(response.json()) == {"code", "detail"}
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_case_insensitive(api, sign_in, scheme):
+    api.credentials(HTTP_AUTHORIZATION=f"{scheme} {sign_in()['access']}")
+
+    assert api.get("/api/v1/me/").status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "bearer  "])
+def test_a_bearer_header_without_exactly_one_token_is_token_not_valid(api, header):
+    api.credentials(HTTP_AUTHORIZATION=header)
+
+    response = api.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
 def test_refresh_rotates_and_the_old_refresh_stops_working(api, sign_in):
     tokens = sign_in()
 
