@@ -4,6 +4,7 @@ from django.utils.module_loading import import_string
 
 from accounts.otp import invalid_test_phones
 from accounts.sms_backends import BACKENDS
+from accounts.throttles import AuthIPThrottle
 
 
 @register()
@@ -29,3 +30,19 @@ def otp_test_phones_are_valid(app_configs, **kwargs):
         )
         for raw in invalid_test_phones()
     ]
+
+
+@register()
+def auth_ip_rate_parses(app_configs, **kwargs):
+    """A malformed AUTH_IP_RATE fails at start-up, not as a 500 on every auth request."""
+    try:
+        throttle = AuthIPThrottle()  # parses the rate as every request would
+    except (ValueError, KeyError, IndexError):
+        throttle = None
+    if throttle is None or (throttle.num_requests is not None and throttle.num_requests < 0):
+        return [
+            Error(
+                f"AUTH_IP_RATE={settings.AUTH_IP_RATE!r} is not a rate like '30/minute' (or 'off').", id="accounts.E003"
+            )
+        ]
+    return []

@@ -235,6 +235,24 @@ def test_unknown_sms_backend_fails_the_system_check(settings):
     assert [error.id for error in run_checks()] == ["accounts.E001"]
 
 
+@pytest.mark.parametrize("rate", ["30/fortnight", "30", "thirty/minute", "30/", "-1/minute"])
+def test_a_malformed_auth_ip_rate_fails_the_system_check(settings, rate):
+    from django.core.checks import run_checks
+
+    settings.AUTH_IP_RATE = rate
+
+    assert [error.id for error in run_checks()] == ["accounts.E003"]
+
+
+@pytest.mark.parametrize("rate", ["30/minute", "5/s", "1000/day", "off", ""])
+def test_auth_ip_rates_that_parse_pass_the_system_check(settings, rate):
+    from django.core.checks import run_checks
+
+    settings.AUTH_IP_RATE = rate
+
+    assert run_checks() == []
+
+
 @override_settings(OTP_TEST_PHONES={"+79990000000": "1234"})
 def test_test_phones_still_count_wrong_guesses_and_lock(api):
     answers = [check(api, f"{guess:04d}", "+79990000000").json()["code"] for guess in range(10)]
