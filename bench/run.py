@@ -412,7 +412,9 @@ def main() -> int:
     print("\n".join(lines))
     for result in failures:
         print(f"FAILED {result.label}: {result.non2xx} non-2xx, {result.socket_errors} socket errors", file=sys.stderr)
-    if args.report:
+    if args.report and failures:
+        print(f"{args.report} left as it was: a run with failures is no measurement", file=sys.stderr)
+    elif args.report:
         workers = (
             f"--config {GUNICORN_CONFIG.relative_to(ROOT)}" if GUNICORN_CONFIG.exists() else " ".join(WORKER_OPTIONS)
         )

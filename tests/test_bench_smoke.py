@@ -79,6 +79,27 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
     assert all(line in text for line in done.stdout.splitlines())
 
 
+@needs_wrk
+@pytest.mark.postgres
+def test_a_run_with_failures_fails_and_leaves_the_report_alone(bench_database, tmp_path):
+    report = tmp_path / "benchmarks.md"
+    report.write_text("the last good run\n")
+    env = {
+        **os.environ,
+        "BENCH_DATABASE": bench_database,
+        "BENCH_USERS": "50",
+        "BENCH_INVITEES": "200",
+        "BENCH_SECONDS": "1",
+        "BENCH_AUTH_IP_RATE": "5/minute",  # enough for the set-up's sign-ins, not for the load
+    }
+    command = [sys.executable, "-m", "bench.run", "--report", str(report)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED POST /api/v1/auth/code/" in done.stderr
+    assert report.read_text() == "the last good run\n"
+
+
 class RedirectEverything(BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(301)
