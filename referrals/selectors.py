@@ -1,13 +1,11 @@
 """Reads of the referrals app; each owns its query shape."""
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, QuerySet
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive, make_aware
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import InvalidToken
 
@@ -127,19 +125,18 @@ def newest_invitees(*, inviter_id: int) -> QuerySet[Referral]:
     return Referral.objects.filter(invited_by_id=inviter_id).order_by(*INVITEE_ORDERING)
 
 
-def invitee_rows(*, inviter_id: int) -> "QuerySet[Referral] | InviteePages":
-    """Invitees in the shape of GET /me/invitees/ rows, newest first (the cursor pages it)."""
-    if connection.vendor == "postgresql":
-        return InviteePages(inviter_id)
-    return newest_invitees(inviter_id=inviter_id).values(
-        "activated_at", phone=F("user__phone"), first_name=F("user__first_name"), last_name=F("user__last_name")
-    )
+def invitee_rows(*, inviter_id: int) -> "InviteePages":
+    """Invitees in the shape of GET /me/invitees/ rows, newest first, for NewestFirstCursor to page."""
+    return InviteePages(inviter_id)
 
 
-# One keyset page on referral_invitees_newest (either direction), the same rows and order the
-# ORM query gives, without building and compiling it for every page (docs/benchmarks.md).
+# One keyset page on referral_invitees_newest (either direction): the rows after a position, the
+# same rows and order the ORM query gives, without building and compiling it for every page
+# (docs/benchmarks.md). A position is (activated_at, user_id), compared as a pair, so any number
+# of invitees may share a moment; a position with no user (a cursor from before) compares the
+# moment alone and steps over equal ones by an offset, as DRF's cursor did.
 INVITEE_PAGE_SQL = """
-SELECT r.activated_at, u.phone, u.first_name, u.last_name
+SELECT r.activated_at, u.phone, u.first_name, u.last_name, r.user_id
 FROM referrals_referral r JOIN accounts_user u ON u.id = r.user_id
 WHERE r.invited_by_id = $1{position}
 ORDER BY r.activated_at {direction}, r.user_id {direction}
@@ -147,58 +144,66 @@ OFFSET {offset} LIMIT {limit}
 """
 # Sizes that run as prepared statements: the default page and the largest, each with the one extra
 # row the paginator reads to know whether a next page exists. The limit is written into the
-# statement so PostgreSQL keeps one generic plan; other sizes, and offsets (only equal timestamps
-# need them), are planned each time instead of piling up plans.
+# statement so PostgreSQL keeps one generic plan; other sizes, and offsets (only positions from
+# before need them), are planned each time instead of piling up plans.
 PREPARED_INVITEE_PAGE_LIMITS = (INVITEE_PAGE_SIZE + 1, INVITEE_MAX_PAGE_SIZE + 1)
 
 
 @dataclass(frozen=True)
 class InviteePages:
-    """One user's invitees, read through the three QuerySet calls DRF's CursorPagination makes.
-
-    order_by() sets the direction, filter() the cursor's position, a slice the offset and
-    size; the slice runs one statement and returns the rows.
-    """
+    """One user's invitees, a page at a time."""
 
     inviter_id: int
-    newest_first: bool = True
-    position: tuple[str, datetime] | None = None  # ("lt" | "gt", moment)
 
-    def order_by(self, *fields: str) -> "InviteePages":
-        if fields not in (INVITEE_ORDERING, tuple(field.lstrip("-") for field in INVITEE_ORDERING)):
-            raise ValueError(f"invitees are ordered by {INVITEE_ORDERING} or its reverse, not {fields}")
-        return replace(self, newest_first=fields == INVITEE_ORDERING)
+    def page(
+        self, *, after: tuple[datetime, int | None] | None, newest_first: bool, offset: int, limit: int
+    ) -> tuple[list[dict], list[int]]:
+        """Up to `limit` rows past `after` in the given direction, skipping `offset`; and their user ids.
 
-    def filter(self, **condition: str) -> "InviteePages":
-        ((lookup, position),) = condition.items()
-        field, _, comparison = lookup.partition("__")
-        if field != "activated_at" or comparison not in ("lt", "gt"):
-            raise ValueError(f"invitees are filtered by activated_at__lt or __gt, not {lookup}")
-        # A moment, not the cursor's text: PostgreSQL reads fewer forms than Python (offsets past
-        # 15:59, ISO week dates), and NewestFirstCursor has checked that Python can read it.
-        moment = parse_datetime(position)
-        moment = make_aware(moment, UTC) if is_naive(moment) else moment.astimezone(UTC)
-        return replace(self, position=(comparison, moment))
+        `after` is an aware moment and the user at it, or None for the start of the list.
+        """
+        if connection.vendor != "postgresql":
+            rows = self._orm_page(after=after, newest_first=newest_first, offset=offset, limit=limit)
+        else:
+            rows = self._sql_page(after=after, newest_first=newest_first, offset=offset, limit=limit)
+        # Keys in the order the ORM's values() gives them; a literal is 4x faster than dict(zip()) here.
+        return (
+            [
+                {"activated_at": activated_at, "phone": phone, "first_name": first_name, "last_name": last_name}
+                for activated_at, phone, first_name, last_name, _user_id in rows
+            ],
+            [row[4] for row in rows],
+        )
 
-    def __getitem__(self, window: slice) -> list[dict]:
-        offset, limit = int(window.start or 0), int(window.stop) - int(window.start or 0)
-        params = [self.inviter_id]
-        position = ""
-        if self.position is not None:
-            position = f" AND r.activated_at {'<' if self.position[0] == 'lt' else '>'} $2"
-            params.append(self.position[1])
-        direction = "DESC" if self.newest_first else "ASC"
+    def _sql_page(self, *, after, newest_first, offset, limit) -> list[tuple]:
+        params: list = [self.inviter_id]
+        comparison = "<" if newest_first else ">"
+        position, kind = "", "all"
+        if after is not None and after[1] is not None:
+            position, kind = f" AND (r.activated_at, r.user_id) {comparison} ($2, $3)", "row"
+            params += after
+        elif after is not None:
+            position, kind = f" AND r.activated_at {comparison} $2", "moment"
+            params.append(after[0])
+        direction = "DESC" if newest_first else "ASC"
         sql = INVITEE_PAGE_SQL.format(position=position, direction=direction, offset=offset, limit=limit)
         if offset == 0 and limit in PREPARED_INVITEE_PAGE_LIMITS:
-            name = f"referrals_invitees_{direction.lower()}_{self.position[0] if self.position else 'all'}_{limit}"
-            rows = fetch_prepared(name, sql, params, many=True)
-        else:
-            rows = fetch_unprepared(sql, params)
-        # Keys in the order the ORM's values() gives them; a literal is 4x faster than dict(zip()) here.
-        return [
-            {"activated_at": activated_at, "phone": phone, "first_name": first_name, "last_name": last_name}
-            for activated_at, phone, first_name, last_name in rows
-        ]
+            return fetch_prepared(f"referrals_invitees_{direction.lower()}_{kind}_{limit}", sql, params, many=True)
+        return fetch_unprepared(sql, params)
+
+    def _orm_page(self, *, after, newest_first, offset, limit) -> list[tuple]:
+        rows = newest_invitees(inviter_id=self.inviter_id)
+        if not newest_first:
+            rows = rows.reverse()
+        if after is not None:
+            moment, user_id = after
+            before = "lt" if newest_first else "gt"
+            past = Q(**{f"activated_at__{before}": moment})
+            if user_id is not None:
+                past |= Q(activated_at=moment, **{f"user_id__{before}": user_id})
+            rows = rows.filter(past)
+        columns = ("activated_at", "user__phone", "user__first_name", "user__last_name", "user_id")
+        return list(rows.values_list(*columns)[offset : offset + limit])
 
 
 def invite_url(code: str) -> str | None:

@@ -1,12 +1,7 @@
-from datetime import UTC
-
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,14 +19,8 @@ from referrals.exceptions import (
     InviteCycle,
     OwnInviteCode,
 )
-from referrals.selectors import (
-    INVITEE_MAX_PAGE_SIZE,
-    INVITEE_ORDERING,
-    INVITEE_PAGE_SIZE,
-    get_invite_preview,
-    get_profile_reply,
-    invitee_rows,
-)
+from referrals.pagination import NewestFirstCursor
+from referrals.selectors import get_invite_preview, get_profile_reply, invitee_rows
 from referrals.serializers import ProfileSerializer
 from referrals.services import activate_invite_code
 
@@ -92,27 +81,6 @@ class ActivateInviteCodeView(APIView):
         payload.is_valid(raise_exception=True)
         activate_invite_code(user=request.user, code=payload.validated_data["invite_code"])
         return Response(get_profile_reply(user_id=request.user.pk))
-
-
-class NewestFirstCursor(CursorPagination):
-    ordering = INVITEE_ORDERING
-    page_size = INVITEE_PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = INVITEE_MAX_PAGE_SIZE
-
-    def decode_cursor(self, request):
-        cursor = super().decode_cursor(request)
-        # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500.
-        if cursor is not None and cursor.position is not None:
-            try:
-                moment = parse_datetime(cursor.position)
-                if moment is None:
-                    raise ValueError(cursor.position)
-                if not is_naive(moment):
-                    moment.astimezone(UTC)  # near year 1 or 9999 an offset overflows (SQLite: a 500)
-            except (ValueError, OverflowError):
-                raise NotFound(self.invalid_cursor_message) from None
-        return cursor
 
 
 class ListInviteesView(ListAPIView):

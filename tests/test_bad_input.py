@@ -190,6 +190,24 @@ def test_cursor_at_the_edge_of_time_is_404_on_any_database(authed, position):
     assert_envelope(response, 404)
 
 
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {"p": "2024-01-01T00:00:00+00:00", "i": "x"},
+        {"p": "2024-01-01T00:00:00+00:00", "i": "0"},
+        {"p": "2024-01-01T00:00:00+00:00", "i": "-5"},
+        {"p": "2024-01-01T00:00:00+00:00", "i": str(2**63)},
+        {"i": "5"},
+    ],
+)
+def test_a_forged_row_in_the_cursor_is_404_on_any_database(authed, tokens):
+    forged = base64.b64encode(urlencode(tokens).encode()).decode()
+
+    response = authed().get(f"/api/v1/me/invitees/?cursor={forged}")
+
+    assert_envelope(response, 404)
+
+
 @pytest.mark.parametrize("reverse", ["0", "1"])
 @pytest.mark.parametrize(
     "position", ["2024-01-01T00:00:00+20:00", "2024-W01-1", "2024-01-01 00:00", "2024-01-01T00:00Z"]

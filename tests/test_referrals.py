@@ -1,7 +1,9 @@
 """Invite codes, activation rules, the profile and the invitee pages, through HTTP."""
 
+import base64
 import json
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.test import override_settings
@@ -399,6 +401,87 @@ def test_masked_phones_hide_at_least_half_the_digits(phone, masked):
     from accounts.phone_numbers import mask_phone
 
     assert mask_phone(phone) == masked
+
+
+def walk(client, url, link):
+    """Every page from `url` on, following `link` ("next" or "previous"), a list of phones each."""
+    pages = []
+    while url:
+        assert len(pages) < 100, "the links go round in circles"
+        page = client.get(url).json()
+        pages.append([row["phone"] for row in page["results"]])
+        url = page[link]
+    return pages
+
+
+def test_invitee_pages_walk_any_number_of_equal_timestamps_both_ways(authed):
+    # DRF's cursor counts an offset past equal positions and stops counting at 1,000: the
+    # pages then came round to the same rows forever. The cursor names the row instead.
+    client = authed()
+    make_invitees(client.user, 1250)
+    Referral.objects.filter(invited_by_id=client.user.pk).update(activated_at=timezone.now())
+    expected = list(
+        Referral.objects.filter(invited_by_id=client.user.pk).order_by("-user_id").values_list("user__phone", flat=True)
+    )
+
+    forward = walk(client, "/api/v1/me/invitees/?page_size=100", "next")
+    last = client.get("/api/v1/me/invitees/?page_size=100").json()
+    for _ in range(len(forward) - 1):
+        last = client.get(last["next"]).json()
+    backward = walk(client, last["previous"], "previous")
+
+    assert [phone for page in forward for phone in page] == expected
+    assert backward == forward[-2::-1]
+
+
+def drf_cursor(**tokens):
+    """A cursor in the form DRF's own CursorPagination writes: no user, an offset over equal moments."""
+    return base64.b64encode(urlencode(tokens).encode()).decode()
+
+
+def test_cursors_written_before_rows_were_named_still_page_as_they_did(authed):
+    client = authed()
+    make_invitees(client.user, 10)
+    moment = timezone.now() - timedelta(hours=1)
+    referrals = Referral.objects.filter(invited_by_id=client.user.pk)
+    referrals.filter(user_id__in=list(referrals.order_by("user_id").values_list("pk", flat=True)[:6])).update(
+        activated_at=moment
+    )
+    newest_first = [row["phone"] for row in walk_rows(client, "/api/v1/me/invitees/")]
+
+    assert newest_first[4:] == [f"+7912{i:07d}" for i in reversed(range(6))]  # the 6 at `moment`, oldest
+    # DRF's cursor for "after the 2nd of those 6": the moment of the row before them, and an offset of 2.
+    before_them = Referral.objects.get(user__phone=newest_first[3]).activated_at
+    page = client.get(f"/api/v1/me/invitees/?page_size=3&cursor={drf_cursor(o=2, p=str(before_them))}").json()
+
+    assert [row["phone"] for row in page["results"]] == newest_first[6:9]
+    assert [row["phone"] for row in client.get(page["next"]).json()["results"]] == newest_first[9:]
+
+
+def walk_rows(client, url):
+    rows = []
+    while url:
+        page = client.get(url).json()
+        rows += page["results"]
+        url = page["next"]
+    return rows
+
+
+def test_a_cursor_past_either_end_links_back_into_the_list(authed):
+    client = authed()
+    make_invitees(client.user, 5)
+    every = [row["phone"] for row in walk_rows(client, "/api/v1/me/invitees/")]
+    long_ago = drf_cursor(p="2000-01-01T00:00:00+00:00")
+    far_ahead = drf_cursor(r="1", p="2100-01-01T00:00:00+00:00")
+
+    past_the_end = client.get(f"/api/v1/me/invitees/?page_size=2&cursor={long_ago}").json()
+    before_the_start = client.get(f"/api/v1/me/invitees/?page_size=2&cursor={far_ahead}").json()
+
+    assert (past_the_end["results"], past_the_end["next"]) == ([], None)
+    assert [row["phone"] for row in client.get(past_the_end["previous"]).json()["results"]] == every[-2:]
+    assert (before_the_start["results"], before_the_start["previous"]) == ([], None)
+    assert before_the_start["next"].endswith("/api/v1/me/invitees/?page_size=2")
+    assert [row["phone"] for row in client.get(before_the_start["next"]).json()["results"]] == every[:2]
 
 
 @pytest.mark.parametrize("page_size", [7, 50, 100])

@@ -1,0 +1,127 @@
+"""GET /me/invitees/ pages: newest first, each cursor naming the row it continues from."""
+
+from base64 import b64decode, b64encode
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlencode
+
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination, _positive_int
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from referrals.selectors import INVITEE_MAX_PAGE_SIZE, INVITEE_ORDERING, INVITEE_PAGE_SIZE
+
+LARGEST_ID = 2**63 - 1  # a bigint: anything larger could only be a forged cursor
+
+
+@dataclass(frozen=True)
+class Position:
+    """A row of the list: its activation moment as the cursor writes it, that moment, its user.
+
+    `user_id` is None in cursors written before positions named the row: those compare the
+    moment alone and count an offset over equal moments, as DRF's own cursor does.
+    """
+
+    text: str
+    moment: datetime
+    user_id: int | None
+
+
+class NewestFirstCursor(CursorPagination):
+    """DRF's cursor pagination with a position of (activated_at, user_id) instead of activated_at.
+
+    DRF's cursor steps over rows with the same position by an offset it stops counting at 1,000,
+    so past that many equal moments its pages came round to the same rows forever. A pair that
+    is unique needs no offset: every page is one index range scan from its position.
+    The cursor keeps DRF's form (base64 of `r`, `p` and now `i`), and cursors without `i` still work.
+    """
+
+    ordering = INVITEE_ORDERING
+    page_size = INVITEE_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = INVITEE_MAX_PAGE_SIZE
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        self.cursor = self.decode_cursor(request)
+        offset, reverse, position = self.cursor or (0, False, None)
+        after = None if position is None else (position.moment, position.user_id)
+        rows, ids = queryset.page(after=after, newest_first=not reverse, offset=offset, limit=self.page_size + 1)
+        more = len(rows) > self.page_size
+        rows, ids = rows[: self.page_size], ids[: self.page_size]
+        came_from_a_position = position is not None or offset > 0
+        if reverse:
+            rows.reverse()
+            ids.reverse()
+            self.has_next, self.has_previous = came_from_a_position, more
+        else:
+            self.has_next, self.has_previous = more, came_from_a_position
+        self.page, self._user_ids = rows, ids
+        self.display_page_controls = self.has_next or self.has_previous
+        return self.page
+
+    def get_next_link(self):
+        if not self.has_next:
+            return None
+        if not self.page:  # nothing comes before this position, so the list starts after it
+            return remove_query_param(self.base_url, self.cursor_query_param)
+        return self.encode_cursor(Cursor(offset=0, reverse=False, position=self._position_of(-1)))
+
+    def get_previous_link(self):
+        if not self.has_previous:
+            return None
+        if not self.page:  # nothing comes after this position: the previous page is the list's last
+            return self.encode_cursor(Cursor(offset=0, reverse=True, position=None))
+        return self.encode_cursor(Cursor(offset=0, reverse=True, position=self._position_of(0)))
+
+    def _position_of(self, index: int) -> Position:
+        moment = self.page[index]["activated_at"]
+        return Position(text=str(moment), moment=moment, user_id=self._user_ids[index])
+
+    def encode_cursor(self, cursor):
+        tokens = {}
+        if cursor.reverse:
+            tokens["r"] = "1"
+        if cursor.position is not None:
+            tokens["p"], tokens["i"] = cursor.position.text, str(cursor.position.user_id)
+        encoded = b64encode(urlencode(tokens).encode("ascii")).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, encoded)
+
+    def decode_cursor(self, request):
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None
+        # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500.
+        try:
+            tokens = parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"), keep_blank_values=True)
+            offset = _positive_int(tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff)
+            reverse = bool(int(tokens.get("r", ["0"])[0]))
+            text, user_id = tokens.get("p", [None])[0], tokens.get("i", [None])[0]
+            position = None if text is None else Position(text, _utc_moment(text), _user_id(user_id))
+            if position is None and user_id is not None:
+                raise ValueError("a user without a moment")
+        except (TypeError, ValueError, OverflowError):
+            raise NotFound(self.invalid_cursor_message) from None
+        return Cursor(offset=offset, reverse=reverse, position=position)
+
+
+def _utc_moment(text: str) -> datetime:
+    # A moment, not the cursor's text, goes to the database: PostgreSQL reads fewer forms than
+    # Python (offsets past 15:59, ISO week dates). Near year 1 or 9999 an offset overflows.
+    moment = parse_datetime(text)
+    if moment is None:
+        raise ValueError(text)
+    return make_aware(moment, UTC) if is_naive(moment) else moment.astimezone(UTC)
+
+
+def _user_id(text: str | None) -> int | None:
+    if text is None:
+        return None
+    user_id = int(text)
+    if not 0 < user_id <= LARGEST_ID:
+        raise ValueError(text)
+    return user_id
