@@ -9,17 +9,20 @@ belong to a server session: behind a pooler in transaction mode (PgBouncer's def
 DATABASE_PREPARED_STATEMENTS=0.
 """
 
+import functools
 import re
+import zlib
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 
 def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tuple] | tuple | None:
-    """Run `sql` (placeholders $1, $2 ...) as the prepared statement `name` with `params`.
+    """Run `sql` (placeholders $1, $2 ...) as a prepared statement named after `name` with `params`.
 
-    `name` must be unique to `sql` within the process; `many` fetches every row, else one.
+    `many` fetches every row, else one.
     """
+    name = statement_name(name, sql)
     arguments = ", ".join(["%s"] * len(params))
     execute = f"EXECUTE {name}({arguments})" if params else f"EXECUTE {name}"
     if not settings.DATABASE_PREPARED_STATEMENTS:
@@ -34,6 +37,13 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
             prepared.add(name)
         cursor.execute(execute, params)
         return cursor.fetchall() if many else cursor.fetchone()
+
+
+@functools.lru_cache(maxsize=256)
+def statement_name(name: str, sql: str) -> str:
+    """`name` with a digest of `sql`: a session that outlived a release, behind a pooler, may still
+    hold a statement of the old release's SQL, and one name must never stand for two statements."""
+    return f"{name}_{zlib.crc32(sql.encode()):08x}"
 
 
 def _prepare(name: str, sql: str) -> None:
