@@ -6,4 +6,5 @@ class ReferralsConfig(AppConfig):
     verbose_name = "Referrals"
 
     def ready(self):
+        from project import prepared_statements  # noqa: F401  (connects the session setup of its statements)
         from referrals import receivers  # noqa: F401  (connects the user-creation hook)

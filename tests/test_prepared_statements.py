@@ -69,6 +69,28 @@ def test_the_switch_turns_them_off_with_the_same_replies(authed, settings):
     assert "referrals_profile" in prepared_statements()
 
 
+def test_a_deep_cursor_runs_its_generic_plan_every_time(authed, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    client = authed()
+    make_invitees(client.user, 300)
+    connection.close()  # a new session, set up for prepared statements
+    url = client.get("/api/v1/me/invitees/?page_size=100").json()["next"]
+
+    replies = [client.get(url) for _ in range(12)]
+
+    assert {reply.status_code for reply in replies} == {200}
+    assert prepared_statements()["referrals_invitees_desc_row_101"] == (12, 0)  # (generic, custom) plans
+
+
+def test_sessions_keep_the_default_plan_choice_without_prepared_statements(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    connection.close()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("auto",)
+
+
 def test_each_thread_prepares_on_its_own_connection(authed, settings):
     settings.DATABASE_PREPARED_STATEMENTS = True
     client = authed()
