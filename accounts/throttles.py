@@ -21,7 +21,10 @@ class AuthIPThrottle(SimpleRateThrottle):
     def get_ident(self, request):
         ident = super().get_ident(request)
         try:
-            return str(ipaddress.ip_address(ident))  # one spelling per address (IPv6 has many)
+            address = ipaddress.ip_address(ident)
+            if getattr(address, "scope_id", None):
+                raise ValueError(ident)  # "::1%anything": a new bucket for every suffix
+            return str(address)  # one spelling per address (IPv6 has many)
         except ValueError:
             # Not an address: a client past the proxy wrote its own X-Forwarded-For. It counts
             # against the peer that sent it rather than a bucket of its own choosing.
