@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection, transaction
+from django.db.models.signals import pre_delete
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -127,11 +128,35 @@ def test_deleting_a_user_while_they_activate_a_code_uncounts_them(make_user):
 
 @pytest.mark.postgres
 def test_a_user_deleted_twice_at_once_is_uncounted_once(make_user):
-    inviter, invitee = make_user(), make_user()
-    activate_invite_code(user=invitee, code=code_of(inviter))
+    inviter, invitee, other = make_user(), make_user(), make_user()
+    for user in (invitee, other):
+        activate_invite_code(user=user, code=code_of(inviter))
     first, second = User.objects.get(pk=invitee.pk), User.objects.get(pk=invitee.pk)
 
     run_concurrently(2, lambda i: (first, second)[i].delete())
 
-    assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
-    assert Referral.objects.filter(invited_by_id=inviter.pk).count() == 0
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 1
+    assert Referral.objects.filter(invited_by_id=inviter.pk).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("inviter_first", [True, False])
+def test_an_inviter_and_their_invitee_deleted_at_once_both_go(make_user, inviter_first):
+    # Each deletion locks the other's row too (one clears the invitee's inviter, the other
+    # uncounts the inviter): they must take them in the same order, or one of them deadlocks.
+    users = [make_user(), make_user()]
+    inviter, invitee = users if inviter_first else users[::-1]
+    activate_invite_code(user=invitee, code=code_of(inviter))
+    both_collected = threading.Barrier(2, timeout=10)
+
+    def wait_for_the_other(sender, instance, **kwargs):
+        both_collected.wait()  # after each has read what it deletes, before it writes
+
+    pre_delete.connect(wait_for_the_other, sender=User, dispatch_uid="tests.wait_for_the_other")
+    try:
+        run_concurrently(2, lambda i: User.objects.get(pk=(inviter, invitee)[i].pk).delete())
+    finally:
+        pre_delete.disconnect(sender=User, dispatch_uid="tests.wait_for_the_other")
+
+    assert not User.objects.filter(pk__in=[inviter.pk, invitee.pk]).exists()
+    assert not Referral.objects.filter(pk__in=[inviter.pk, invitee.pk]).exists()
