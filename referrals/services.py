@@ -1,9 +1,10 @@
 """Writes of the referrals app: giving codes to new users, activating someone's code."""
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg2.errorcodes import DEADLOCK_DETECTED
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled
@@ -63,8 +64,14 @@ def activate_invite_code(*, user: User, code: str) -> None:
     if invited_by_id == inviter_id:
         return  # the same code again: an inviter, once set, never changes, so no lock is needed
     for _attempt in range(ACTIVATION_ATTEMPTS):
-        if _activate(user_id=user.pk, inviter_id=inviter_id):
-            return
+        try:
+            if _activate(user_id=user.pk, inviter_id=inviter_id):
+                return
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
+                raise
+            # Deleting a user in the same tree locks that user's row before their inviter's,
+            # against this primary-key order, and PostgreSQL failed this side: it rolled back whole.
     raise ActivationContended()
 
 
@@ -78,8 +85,9 @@ def _activate(*, user_id: int, inviter_id: int) -> bool:
     # the lock, nothing this check relies on can move before commit. Two activations
     # that together would close a loop each lock the other's user as their root, so
     # they run one after the other and the second sees the first. Rows are locked in
-    # primary-key order, so these transactions cannot deadlock. (On SQLite every write
-    # transaction is IMMEDIATE: they simply run one at a time.)
+    # primary-key order, so activations cannot deadlock each other (a deletion can: see
+    # activate_invite_code). On SQLite every write transaction is IMMEDIATE: they simply run
+    # one at a time.
     root_id = _root_of(inviter_id)
     rows = Referral.objects.select_for_update().filter(pk__in={user_id, inviter_id, root_id}).order_by("pk")
     locked = {row.pk: row for row in rows}

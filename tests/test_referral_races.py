@@ -98,17 +98,17 @@ def test_concurrent_activations_wait_on_any_database(make_user):
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 6
 
 
-def wait_until_a_query_waits_on_a_lock(timeout=10.0):
+def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1):
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
             # Cleared each time: inside a transaction PostgreSQL keeps showing its first look at the view.
             cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            if cursor.fetchone()[0]:
+            if cursor.fetchone()[0] >= queries:
                 return
             time.sleep(0.02)
-    raise AssertionError("no query ever waited on a lock")
+    raise AssertionError(f"fewer than {queries} queries ever waited on a lock")
 
 
 @pytest.mark.postgres
@@ -160,3 +160,53 @@ def test_an_inviter_and_their_invitee_deleted_at_once_both_go(make_user, inviter
 
     assert not User.objects.filter(pk__in=[inviter.pk, invitee.pk]).exists()
     assert not Referral.objects.filter(pk__in=[inviter.pk, invitee.pk]).exists()
+
+
+@pytest.mark.postgres
+def test_deleting_an_inviter_while_someone_activates_their_code(make_user):
+    # The deletion clears its invitees' inviter before it deletes; one whose activation commits
+    # while the DELETE waits for the inviter's row is cleared by the foreign key itself.
+    root, inviter, newcomer = make_user(), make_user(), make_user()
+    activate_invite_code(user=inviter, code=code_of(root))
+    deleting = threading.Thread(target=lambda: run_concurrently(1, lambda _: User.objects.get(pk=inviter.pk).delete()))
+
+    with transaction.atomic():
+        activate_invite_code(user=newcomer, code=code_of(inviter))
+        deleting.start()
+        wait_until_a_query_waits_on_a_lock()
+    deleting.join()
+
+    assert not User.objects.filter(pk=inviter.pk).exists()
+    newcomer_referral = Referral.objects.get(pk=newcomer.pk)
+    assert (newcomer_referral.invited_by_id, newcomer_referral.activated_at is not None) == (None, True)
+    assert Referral.objects.get(pk=root.pk).invitees_count == 0
+
+
+@pytest.mark.postgres
+def test_an_activation_that_deadlocks_with_a_deletion_runs_again(make_user):
+    # The activation locks its rows in primary-key order (root, itself, inviter); deleting the
+    # inviter locks the inviter's row, then the root's to uncount it. PostgreSQL breaks such a
+    # cycle by failing whichever finds it: here the activation, which then runs again.
+    root, newcomer, inviter = make_user(), make_user(), make_user()
+    activate_invite_code(user=inviter, code=code_of(root))
+    code, answers = code_of(inviter), []
+    activating = threading.Thread(
+        target=lambda: answers.extend(run_concurrently(1, lambda _: activate(newcomer, code)))
+    )
+    deleting = threading.Thread(target=lambda: run_concurrently(1, lambda _: User.objects.get(pk=inviter.pk).delete()))
+
+    with transaction.atomic():
+        Referral.objects.select_for_update().get(pk=newcomer.pk)
+        activating.start()  # locks the root's row, then waits here for the newcomer's
+        wait_until_a_query_waits_on_a_lock()
+        deleting.start()  # deletes the inviter's row, then waits for the root's
+        wait_until_a_query_waits_on_a_lock(queries=2)
+        time.sleep(1.5)  # past deadlock_timeout: the deletion looked for a cycle while there was none
+    # The activation goes on to the inviter's row, closes the cycle, and finds it.
+    activating.join()
+    deleting.join()
+
+    assert answers == [(400, "invite_code_not_found")]  # its second run finds the code's owner gone
+    assert not User.objects.filter(pk=inviter.pk).exists()
+    assert Referral.objects.get(pk=newcomer.pk).invited_by_id is None
+    assert Referral.objects.get(pk=root.pk).invitees_count == 0

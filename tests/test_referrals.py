@@ -6,12 +6,14 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from referrals.invite_codes import ALPHABET
 from referrals.models import Referral
+from referrals.services import activate_invite_code
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db
@@ -286,6 +288,28 @@ def test_deleting_an_invitee_keeps_the_count_true(authed, make_user):
     client.user.delete()
 
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
+
+
+def test_the_database_itself_uncounts_deleted_invitees():
+    # A migration that rebuilds the table on SQLite would drop the trigger without a word.
+    if connection.vendor == "postgresql":
+        sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'referrals_referral'::regclass AND NOT tgisinternal"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'referrals_referral'"
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        assert cursor.fetchall() == [("referrals_uncount_invitee",)]
+
+
+def test_a_raw_delete_is_uncounted_too(make_user):
+    inviter, first, second = make_user(), make_user(), make_user()
+    for user in (first, second):
+        activate_invite_code(user=user, code=code_of(inviter))
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM referrals_referral WHERE user_id = %s", [first.pk])
+
+    assert Referral.objects.get(pk=inviter.pk).invitees_count == 1
 
 
 def test_deleting_an_inviter_keeps_the_activation_spent(authed, make_user):
