@@ -68,7 +68,8 @@ def activate_invite_code(*, user: User, code: str) -> None:
             if _activate(user_id=user.pk, inviter_id=inviter_id):
                 return
         except OperationalError as exc:
-            if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
+            # Inside a caller's transaction the locks that deadlocked are still held: give up.
+            if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED or connection.in_atomic_block:
                 raise
             # Deleting a user in the same tree locks that user's row before their inviter's,
             # against this primary-key order, and PostgreSQL failed this side: it rolled back whole.

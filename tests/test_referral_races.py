@@ -182,6 +182,13 @@ def test_deleting_an_inviter_while_someone_activates_their_code(make_user):
     assert Referral.objects.get(pk=root.pk).invitees_count == 0
 
 
+def deadlock_timeout() -> float:
+    """Seconds a lock waits before PostgreSQL looks for a deadlock (1 by default)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting::float / 1000 FROM pg_settings WHERE name = 'deadlock_timeout'")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.postgres
 def test_an_activation_that_deadlocks_with_a_deletion_runs_again(make_user):
     # The activation locks its rows in primary-key order (root, itself, inviter); deleting the
@@ -201,7 +208,7 @@ def test_an_activation_that_deadlocks_with_a_deletion_runs_again(make_user):
         wait_until_a_query_waits_on_a_lock()
         deleting.start()  # deletes the inviter's row, then waits for the root's
         wait_until_a_query_waits_on_a_lock(queries=2)
-        time.sleep(1.5)  # past deadlock_timeout: the deletion looked for a cycle while there was none
+        time.sleep(deadlock_timeout() + 0.5)  # the deletion looked for a cycle while there was none
     # The activation goes on to the inviter's row, closes the cycle, and finds it.
     activating.join()
     deleting.join()

@@ -301,6 +301,17 @@ def test_the_database_itself_uncounts_deleted_invitees():
         assert cursor.fetchall() == [("referrals_uncount_invitee",)]
 
 
+@pytest.mark.postgres
+def test_the_database_itself_clears_a_deleted_inviter():
+    # A later AlterField of invited_by would recreate the key without its action.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT confdeltype FROM pg_constraint WHERE conrelid = 'referrals_referral'::regclass "
+            "AND confrelid = 'referrals_referral'::regclass"
+        )
+        assert cursor.fetchall() == [("n",)]  # ON DELETE SET NULL
+
+
 def test_a_raw_delete_is_uncounted_too(make_user):
     inviter, first, second = make_user(), make_user(), make_user()
     for user in (first, second):
