@@ -18,13 +18,12 @@ LARGEST_ID = 2**63 - 1  # a bigint: anything larger could only be a forged curso
 
 @dataclass(frozen=True)
 class Position:
-    """A row of the list: its activation moment as the cursor writes it, that moment, its user.
+    """A row of the list: its activation moment and its user.
 
     `user_id` is None in cursors written before positions named the row: those compare the
     moment alone and count an offset over equal moments, as DRF's own cursor does.
     """
 
-    text: str
     moment: datetime
     user_id: int | None
 
@@ -79,15 +78,14 @@ class NewestFirstCursor(CursorPagination):
         return self.encode_cursor(Cursor(offset=0, reverse=True, position=self._position_of(0)))
 
     def _position_of(self, index: int) -> Position:
-        moment = self.page[index]["activated_at"]
-        return Position(text=str(moment), moment=moment, user_id=self._user_ids[index])
+        return Position(moment=self.page[index]["activated_at"], user_id=self._user_ids[index])
 
     def encode_cursor(self, cursor):
         tokens = {}
         if cursor.reverse:
             tokens["r"] = "1"
         if cursor.position is not None:
-            tokens["p"], tokens["i"] = cursor.position.text, str(cursor.position.user_id)
+            tokens["p"], tokens["i"] = str(cursor.position.moment), str(cursor.position.user_id)
         encoded = b64encode(urlencode(tokens).encode("ascii")).decode("ascii")
         return replace_query_param(self.base_url, self.cursor_query_param, encoded)
 
@@ -101,7 +99,7 @@ class NewestFirstCursor(CursorPagination):
             offset = _positive_int(tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff)
             reverse = bool(int(tokens.get("r", ["0"])[0]))
             text, user_id = tokens.get("p", [None])[0], tokens.get("i", [None])[0]
-            position = None if text is None else Position(text, _utc_moment(text), _user_id(user_id))
+            position = None if text is None else Position(_utc_moment(text), _user_id(user_id))
             if position is None and user_id is not None:
                 raise ValueError("a user without a moment")
         except (TypeError, ValueError, OverflowError):
