@@ -3,7 +3,9 @@ from datetime import timedelta
 
 import pytest
 from django.test import override_settings
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import CodeSend
 from tests.conftest import code_sent_to
@@ -141,6 +143,23 @@ def test_refresh_rotates_and_the_old_refresh_stops_working(api, sign_in):
     assert again.json()["code"] == "token_not_valid"
     newer = api.post(REFRESH_URL, {"refresh": rotated.json()["refresh"]}, format="json")
     assert newer.status_code == 200
+
+
+@pytest.mark.parametrize("how", ["sign-in", "rotation"])
+def test_each_refresh_token_is_recorded_as_simplejwt_records_it(api, sign_in, django_user_model, how):
+    tokens = sign_in()
+    if how == "rotation":
+        tokens = api.post(REFRESH_URL, {"refresh": tokens["refresh"]}, format="json").json()
+    user = django_user_model.objects.get(phone="+79110000001")
+    refresh, access = RefreshToken(tokens["refresh"]), AccessToken(tokens["access"])
+
+    row = OutstandingToken.objects.get(jti=refresh["jti"])
+
+    assert (row.user_id, row.token, row.expires_at) == (user.pk, tokens["refresh"], datetime_from_epoch(refresh["exp"]))
+    assert abs(row.created_at - datetime_from_epoch(refresh["iat"])) < timedelta(seconds=1)
+    assert refresh["user_id"] == access["user_id"] == str(user.pk)
+    assert refresh["jti"] != access["jti"]
+    assert OutstandingToken.objects.filter(user=user).count() == (1 if how == "sign-in" else 2)
 
 
 def test_logout_blacklists_the_refresh_token(api, sign_in):
