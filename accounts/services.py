@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
@@ -19,6 +19,7 @@ from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChall
 from accounts.phone_numbers import may_receive_codes
 from accounts.sms_backends import SmsDeliveryError, get_backend
 from accounts.tokens import issue_tokens
+from project.prepared_statements import fetch_prepared
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -59,7 +60,7 @@ def request_code(*, phone: str) -> CodeSent:
 def _reserve_send(*, phone: str) -> CodeSend:
     """Count a send against every limit, or raise Throttled; committed before the SMS goes out."""
     now = timezone.now()
-    _lock_challenge(phone)
+    _lock_phone(phone)
     sent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
     recent = [moment for moment in sent if moment >= now - DAY]
     if len(recent) < len(sent):  # only when there are any: most requests have none to clear
@@ -142,9 +143,7 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     """
     now = timezone.now()
-    challenge = _lock_challenge(phone)
-    # After the lock, so that the count sees every refusal committed by those who held it before.
-    user, failures = _user_and_recent_failures(phone, since=now - DAY)
+    challenge, user, failures = _lock_and_read(phone, failures_since=now - DAY)
     if failures >= settings.OTP_FAILURES_PER_DAY:
         return CheckResult(Check.LOCKED, retry_after=_seconds_until_unlocked(phone, now=now))
     if fixed is not None:
@@ -163,13 +162,37 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
     return _pass(phone, user)
 
 
-def _lock_challenge(phone: str) -> PhoneChallenge:
+def _lock_phone(phone: str) -> None:
+    """Lock the phone's row, inserting it first if it has none: one request about a phone at a time."""
+    if connection.vendor == "postgresql":
+        fetch_prepared("accounts_lock_phone", LOCK_PHONE_SQL, [phone], many=False)
+    else:
+        _locked_challenge(phone)
+
+
+def _locked_challenge(phone: str) -> PhoneChallenge:
+    # Statement by statement, for databases without accounts_lock_phone().
     challenge = _select_for_update(phone)
     if challenge is None:
-        # SELECT ... FOR UPDATE cannot lock a row that does not exist yet: insert it if still missing.
         PhoneChallenge.objects.bulk_create([PhoneChallenge(phone=phone)], ignore_conflicts=True)
         challenge = _select_for_update(phone)
     return challenge
+
+
+def _lock_and_read(phone: str, *, failures_since: datetime) -> tuple[PhoneChallenge, User | None, int]:
+    """The phone's row, locked; then its user, if any, and its refused checks since `failures_since`.
+
+    After the lock, so that the count sees every refusal committed by those who held it before.
+    """
+    if connection.vendor != "postgresql":
+        challenge = _locked_challenge(phone)
+        return challenge, *_user_and_recent_failures(phone, since=failures_since)
+    row = fetch_prepared("accounts_lock_and_read_phone", LOCK_AND_READ_PHONE_SQL, [phone, failures_since], many=False)
+    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
+    # The user is read by the statement's own snapshot, which may predate the lock: a user that
+    # the lock's previous holder created is missing here, and _pass then finds it.
+    user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, USER_FIELDS, row[5:])
+    return challenge, user, row[4]
 
 
 def _select_for_update(phone: str) -> PhoneChallenge | None:
@@ -178,6 +201,19 @@ def _select_for_update(phone: str) -> PhoneChallenge | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = f"SELECT * FROM accounts_phonechallenge WHERE phone = %s{lock}"  # noqa: S608 - no input in it
     return next(iter(PhoneChallenge.objects.raw(sql, [phone])), None)
+
+
+# accounts_lock_phone() is migration 0004's: PhoneChallenge's row, locked (inserted if missing) and
+# read with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a
+# new version of it.
+LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
+CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
+USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+LOCK_AND_READ_PHONE_SQL = f"""
+SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.recent_failures,
+       {", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)}
+FROM accounts_lock_phone($1, $2) l LEFT JOIN accounts_user u ON u.phone = $1
+"""  # noqa: S608 - the model's own column names
 
 
 # Hand-written: the ORM took longer to build this statement (a counting subquery) than to run it.

@@ -3,9 +3,11 @@
 from collections import Counter
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from accounts.models import CheckFailure, CodeSend
+from accounts.models import CheckFailure, CodeSend, PhoneChallenge
 from tests.conftest import code_sent_to, run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -40,6 +42,35 @@ def test_twenty_simultaneous_wrong_guesses_count_as_twenty(outbox):
     assert CheckFailure.objects.filter(phone=PHONE).count() == 10
     right = APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": code}, format="json")
     assert right.status_code == 429
+
+
+def test_eight_simultaneous_first_sign_ins_create_one_account(settings):
+    settings.OTP_TEST_PHONES = {PHONE: "1234"}  # a fixed code: every one of them passes the check
+
+    def sign_in(_):
+        response = APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": "1234"}, format="json")
+        return response.status_code, response.json().get("created"), response.json().get("user", {}).get("id")
+
+    results = run_concurrently(8, sign_in)
+
+    assert get_user_model().objects.filter(phone=PHONE).count() == 1
+    account = get_user_model().objects.get(phone=PHONE).pk
+    assert Counter(results) == {(200, True, account): 1, (200, False, account): 7}
+    assert OutstandingToken.objects.filter(user_id=account).count() == 8
+
+
+def test_a_new_phone_s_row_is_inserted_once_by_simultaneous_requests(outbox):
+    def request(i):
+        # Half of them ask for the same new phone, whose row those five race to insert; half for their own.
+        phone = PHONE if i % 2 else f"+7911200{i:04d}"
+        return APIClient().post("/api/v1/auth/code/", {"phone": phone}, format="json").status_code
+
+    statuses = run_concurrently(10, request)
+
+    assert Counter(statuses) == {200: 6, 429: 4}
+    assert PhoneChallenge.objects.filter(phone=PHONE).count() == 1
+    assert PhoneChallenge.objects.count() == 6
+    assert len(outbox) == 6
 
 
 def test_one_refresh_token_raced_rotates_once(sign_in):
