@@ -13,7 +13,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import Throttled
 
-from accounts import otp
+from accounts import otp, statements
 from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
 from accounts.phone_numbers import may_receive_codes
@@ -61,21 +61,48 @@ def _reserve_send(*, phone: str) -> CodeSend:
     """Count a send against every limit, or raise Throttled; committed before the SMS goes out."""
     now = timezone.now()
     _lock_phone(phone)
+    recent = _recent_sends_clearing_old(phone, now=now)
+    _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
+    _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)
+    _refuse_over_limit(recent, now=now, window=DAY, limit=settings.OTP_SENDS_PER_DAY)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    send = _record_send_within_budget(phone, now=now, hour=hour)
+    if send is None:
+        # The hour's row is missing (its first send) or its budget is spent: create it if missing, try again.
+        HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
+        send = _record_send_within_budget(phone, now=now, hour=hour)
+        if send is None:
+            raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
+    return send
+
+
+def _recent_sends_clearing_old(phone: str, *, now: datetime) -> list[datetime]:
+    """The phone's sends of the last day, newest first; older sends and refusals no longer count and go."""
+    if connection.vendor == "postgresql":
+        rows = fetch_prepared("accounts_recent_sends", statements.RECENT_SENDS_SQL, [phone, now - DAY], many=True)
+        return [sent_at for (sent_at,) in rows]
     sent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
     recent = [moment for moment in sent if moment >= now - DAY]
     if len(recent) < len(sent):  # only when there are any: most requests have none to clear
         CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
     _clear_old_refusals(phone, now=now)
-    _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
-    _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)
-    _refuse_over_limit(recent, now=now, window=DAY, limit=settings.OTP_SENDS_PER_DAY)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    budget = HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR)
-    if not budget.update(used=F("used") + 1):
-        # The hour's row is missing (its first send) or its budget is spent: create it if missing, try again.
-        HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
-        if not budget.update(used=F("used") + 1):
-            raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
+    return recent
+
+
+def _record_send_within_budget(phone: str, *, now: datetime, hour: datetime) -> CodeSend | None:
+    """The send, recorded if the hour's budget had room for it (taken then); else None."""
+    if connection.vendor == "postgresql":
+        params = [hour, settings.OTP_GLOBAL_SENDS_PER_HOUR, phone, now]
+        row = fetch_prepared("accounts_record_send", statements.RECORD_SEND_SQL, params, many=False)
+        return (
+            None
+            if row is None
+            else CodeSend.from_db(DEFAULT_DB_ALIAS, ["id", "phone", "sent_at"], [row[0], phone, now])
+        )
+    if not HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR).update(
+        used=F("used") + 1
+    ):
+        return None
     return CodeSend.objects.create(phone=phone, sent_at=now)
 
 
@@ -92,11 +119,12 @@ def _install_code(*, phone: str, code: str) -> None:
     One UPDATE: it takes the row's lock itself (the row exists since _reserve_send), so it waits
     for a check of this phone in progress as a SELECT ... FOR UPDATE first would.
     """
-    PhoneChallenge.objects.filter(phone=phone).update(
-        code_hash=otp.hash_code(phone=phone, code=code),
-        expires_at=timezone.now() + timedelta(seconds=settings.OTP_TTL_SECONDS),
-        attempts=0,
-    )
+    code_hash = otp.hash_code(phone=phone, code=code)
+    expires_at = timezone.now() + timedelta(seconds=settings.OTP_TTL_SECONDS)
+    if connection.vendor == "postgresql":
+        fetch_prepared("accounts_install_code", statements.INSTALL_CODE_SQL, [phone, code_hash, expires_at], many=False)
+    else:
+        PhoneChallenge.objects.filter(phone=phone).update(code_hash=code_hash, expires_at=expires_at, attempts=0)
 
 
 class Check(Enum):
@@ -165,7 +193,7 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
 def _lock_phone(phone: str) -> None:
     """Lock the phone's row, inserting it first if it has none: one request about a phone at a time."""
     if connection.vendor == "postgresql":
-        fetch_prepared("accounts_lock_phone", LOCK_PHONE_SQL, [phone], many=False)
+        fetch_prepared("accounts_lock_phone", statements.LOCK_PHONE_SQL, [phone], many=False)
     else:
         _locked_challenge(phone)
 
@@ -187,11 +215,13 @@ def _lock_and_read(phone: str, *, failures_since: datetime) -> tuple[PhoneChalle
     if connection.vendor != "postgresql":
         challenge = _locked_challenge(phone)
         return challenge, *_user_and_recent_failures(phone, since=failures_since)
-    row = fetch_prepared("accounts_lock_and_read_phone", LOCK_AND_READ_PHONE_SQL, [phone, failures_since], many=False)
-    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
+    row = fetch_prepared(
+        "accounts_lock_and_read_phone", statements.LOCK_AND_READ_PHONE_SQL, [phone, failures_since], many=False
+    )
+    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
     # The user is read by the statement's own snapshot, which may predate the lock: a user that
     # the lock's previous holder created is missing here, and _pass then finds it.
-    user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, USER_FIELDS, row[5:])
+    user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[5:])
     return challenge, user, row[4]
 
 
@@ -201,19 +231,6 @@ def _select_for_update(phone: str) -> PhoneChallenge | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = f"SELECT * FROM accounts_phonechallenge WHERE phone = %s{lock}"  # noqa: S608 - no input in it
     return next(iter(PhoneChallenge.objects.raw(sql, [phone])), None)
-
-
-# accounts_lock_phone() is migration 0004's: PhoneChallenge's row, locked (inserted if missing) and
-# read with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a
-# new version of it.
-LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
-CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
-USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
-LOCK_AND_READ_PHONE_SQL = f"""
-SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.recent_failures,
-       {", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)}
-FROM accounts_lock_phone($1, $2) l LEFT JOIN accounts_user u ON u.phone = $1
-"""  # noqa: S608 - the model's own column names
 
 
 # Hand-written: the ORM took longer to build this statement (a counting subquery) than to run it.

@@ -224,7 +224,7 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
         Endpoint("GET /api/v1/me/invitees/?cursor=deep", "GET", f"/api/v1/me/invitees/?cursor={cursor}", token=inviter),
         Endpoint("POST /api/v1/auth/code/", "POST", "/api/v1/auth/code/", body='{"phone": "{phone}"}', phones=phones),
         # A phone that is not a test phone, new each time (one code a minute per phone): the whole
-        # path of a real request, with the console backend writing the SMS to the log.
+        # path of a real request; the console backend logs the SMS at INFO, below the run's LOG_LEVEL.
         Endpoint(
             "POST /api/v1/auth/code/ (new phone)",
             "POST",

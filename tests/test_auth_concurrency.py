@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from accounts.models import CheckFailure, CodeSend, PhoneChallenge
+from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
 from tests.conftest import code_sent_to, run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -71,6 +71,21 @@ def test_a_new_phone_s_row_is_inserted_once_by_simultaneous_requests(outbox):
     assert PhoneChallenge.objects.filter(phone=PHONE).count() == 1
     assert PhoneChallenge.objects.count() == 6
     assert len(outbox) == 6
+
+
+def test_the_global_hourly_budget_holds_under_simultaneous_first_sends(settings, outbox):
+    settings.OTP_GLOBAL_SENDS_PER_HOUR = 3
+
+    def request(i):
+        # The hour's first sends: its budget row does not exist yet, and each of them races to create it.
+        return APIClient().post("/api/v1/auth/code/", {"phone": f"+7911300{i:04d}"}, format="json").status_code
+
+    statuses = run_concurrently(10, request)
+
+    assert Counter(statuses) == {200: 3, 429: 7}
+    assert len(outbox) == 3
+    assert CodeSend.objects.count() == 3
+    assert list(HourlySendBudget.objects.values_list("used", flat=True)) == [3]
 
 
 def test_one_refresh_token_raced_rotates_once(sign_in):

@@ -1,0 +1,41 @@
+"""Hand-written statements of accounts.services for PostgreSQL, run as prepared statements.
+
+Each replaces ORM calls on a sign-in or code-request path: the ORM spent more of the worker's
+time building a statement than PostgreSQL spent running it, and several could become one round
+trip. Other databases take the ORM path in accounts.services.
+"""
+
+from accounts.models import User
+
+# accounts_lock_phone() is migration 0004's: PhoneChallenge's row, locked (inserted if missing) and
+# read with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a
+# new version of it.
+LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
+CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
+USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+LOCK_AND_READ_PHONE_SQL = f"""
+SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.recent_failures,
+       {", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)}
+FROM accounts_lock_phone($1, $2) l LEFT JOIN accounts_user u ON u.phone = $1
+"""  # noqa: S608 - the model's own column names
+
+# The phone's sends since $2, newest first; its sends and refusals before $2 no longer count and go.
+# The SELECT reads from before the DELETEs (one snapshot), hence its own bound.
+RECENT_SENDS_SQL = """
+WITH old_refusals AS (DELETE FROM accounts_checkfailure WHERE phone = $1 AND failed_at < $2),
+     old_sends AS (DELETE FROM accounts_codesend WHERE phone = $1 AND sent_at < $2)
+SELECT sent_at FROM accounts_codesend WHERE phone = $1 AND sent_at >= $2 ORDER BY sent_at DESC
+"""
+
+# One send taken from the hour's budget ($1, below $2 used) and recorded; no row when the hour's
+# row is missing or its budget is spent.
+RECORD_SEND_SQL = """
+WITH budget AS (
+    UPDATE accounts_hourlysendbudget SET used = used + 1 WHERE hour = $1 AND used < $2 RETURNING id
+)
+INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamptz FROM budget RETURNING id
+"""
+
+INSTALL_CODE_SQL = (
+    "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = 0 WHERE phone = $1 RETURNING id"
+)
