@@ -31,6 +31,20 @@ LABELS = [
     "GET /bench/floor/",
 ]
 
+IN_PROCESS_LINE = re.compile(r"^(\S+) +worker_ms=(\d+\.\d{3})  postgresql_ms=(\d+\.\d{3})$")
+IN_PROCESS_NAMES = [
+    "ceiling",
+    "me",
+    "invitees",
+    "deep",
+    "code",
+    "code-new-phone",
+    "token",
+    "invite",
+    "invite-code",
+    "floor",
+]
+
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
 
 
@@ -77,6 +91,15 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
     text = report.read_text()
     assert "PostgreSQL" in text
     assert all(line in text for line in done.stdout.splitlines())
+
+    # The in-process measurement, on the database the run left.
+    command = [sys.executable, "-m", "bench.in_process", "--requests", "3", "--rounds", "2"]
+    in_process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert in_process.returncode == 0, in_process.stdout + in_process.stderr
+    measured = [IN_PROCESS_LINE.match(line) for line in in_process.stdout.splitlines()]
+    assert all(measured), in_process.stdout
+    assert [m[1] for m in measured] == IN_PROCESS_NAMES
+    assert all(float(m[2]) > 0 for m in measured), in_process.stdout
 
 
 @needs_wrk
