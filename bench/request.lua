@@ -1,8 +1,9 @@
--- One wrk script for every endpoint. Arguments after "--": METHOD TOKEN BODY PHONES,
+-- One wrk script for every endpoint. Arguments after "--": METHOD TOKEN BODY PHONES [FIRST],
 -- "-" for none. BODY may hold {phone}, replaced in turn by each of the comma-separated PHONES,
 -- or, when PHONES is "new:" and a prefix, by a number never used before in this run: the prefix
--- and 7 digits, each thread counting in its own block of a million above the test phones.
--- done() prints one machine-readable line: the counts and latency percentiles of the run.
+-- and 7 digits, each thread counting in its own block of a million above the test phones, from
+-- FIRST (0 by default; a later round of the same endpoint starts past the numbers used before).
+-- done() prints one machine-readable line: the counts and the latency quantiles of the run.
 
 local threads = {}
 
@@ -13,6 +14,7 @@ end
 
 function init(args)
    local method, token, body, phone_list = args[1], args[2], args[3], args[4]
+   first = tonumber(args[5] or "0")
    local headers = {}
    if token ~= "-" then
       headers["Authorization"] = "Bearer " .. token
@@ -47,7 +49,7 @@ function request()
    local phone
    if new_prefix then
       sent = (sent or 0) + 1
-      phone = new_prefix .. string.format("%07d", (offset + 1) * 1000000 + sent)
+      phone = new_prefix .. string.format("%07d", (offset + 1) * 1000000 + first + sent)
    else
       counter = counter + 1
       phone = phones[counter % #phones + 1]
@@ -62,17 +64,25 @@ function response(status, headers, body)
    end
 end
 
+-- The latency at every 0.1th percentile (this wrk's stats object offers no histogram) lets the
+-- runner merge the rounds of an endpoint, each quantile standing for a thousandth of its requests.
 function done(summary, latency, requests)
    local bad = 0
    for _, thread in ipairs(threads) do
       bad = bad + thread:get("non2xx")
    end
    local errors = summary.errors
+   local quantiles = {}
+   if summary.requests > 0 then
+      for tenth = 1, 1000 do
+         table.insert(quantiles, string.format("%d", latency:percentile(tenth / 10)))
+      end
+   end
    io.write(string.format(
       'BENCH_RESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, '
-         .. '"p50_us": %d, "p99_us": %d}\n',
+         .. '"latency_quantiles_us": [%s]}\n',
       summary.requests, summary.duration, bad,
       errors.connect + errors.read + errors.write + errors.timeout,
-      latency:percentile(50), latency:percentile(99)
+      table.concat(quantiles, ", ")
    ))
 end

@@ -4,7 +4,8 @@ Creates a fresh database (drop + create) on the PostgreSQL server of DATABASE_UR
 127.0.0.1:5432, user postgres), migrates, loads the data set, starts gunicorn with
 production settings and drives each endpoint with wrk from a separate process.
 
-Environment: BENCH_SECONDS (20), BENCH_CONNECTIONS (8), BENCH_THREADS (2), BENCH_USERS
+Environment: BENCH_SECONDS (20: each endpoint's time under load, in BENCH_ROUNDS rounds, 4, that
+every endpoint takes in turn), BENCH_CONNECTIONS (8), BENCH_THREADS (2), BENCH_USERS
 (10000), BENCH_INVITEES (100000), BENCH_DATABASE (referrals_bench: dropped and created),
 BENCH_SERVER_CPUS and BENCH_LOAD_CPUS (CPU lists as taskset takes them, "0" or "0,2-3": the
 CPUs gunicorn and wrk may use; all of them when unset).
@@ -24,7 +25,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -270,32 +272,75 @@ def run_wrk(
     return json.loads(match.group(1))
 
 
+@dataclass
+class Tally:
+    """One endpoint's rounds, added up."""
+
+    requests: int = 0
+    duration_us: int = 0
+    non2xx: int = 0
+    socket_errors: int = 0
+    # Each round's latency at every 0.1th percentile, with the round's requests as its weight.
+    latency_us: list[tuple[int, int]] = field(default_factory=list)
+    cpu_seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def result(self, label: str) -> Result:
+        requests = max(self.requests, 1)
+        return Result(
+            label=label,
+            rps=self.requests / (self.duration_us / 1e6) if self.duration_us else 0.0,
+            p50_ms=percentile(self.latency_us, 50) / 1000,
+            p99_ms=percentile(self.latency_us, 99) / 1000,
+            non2xx=self.non2xx,
+            socket_errors=self.socket_errors,
+            cpu_ms=tuple(1000 * seconds / requests for seconds in self.cpu_seconds),
+        )
+
+
+def percentile(latency_us: list[tuple[int, int]], p: float) -> int:
+    """The latency that `p` percent of the requests of all rounds took at most, from each round's quantiles.
+
+    A round's 1,000 quantiles each stand for a thousandth of its requests, so this is exact to
+    0.1 percentile; of one round, it is wrk's own percentile of that round.
+    """
+    needed, seen = Fraction(str(p)) / 100 * sum(weight for _, weight in latency_us), 0
+    for microseconds, weight in sorted(latency_us):
+        seen += weight
+        if seen >= needed:
+            return microseconds
+    return 0
+
+
+def round_seconds(seconds: int, rounds: int) -> list[int]:
+    """`seconds` split into `rounds` whole seconds, none of them 0: fewer rounds when too short."""
+    rounds = max(1, min(rounds, seconds))
+    return [seconds // rounds + (1 if index < seconds % rounds else 0) for index in range(rounds)]
+
+
 def measure(
     base: str,
     endpoint: Endpoint,
+    tally: Tally,
     *,
     seconds: int,
     connections: int,
     threads: int,
     server_pid: int,
     load_cpus: set[int] | None = None,
-) -> Result:
-    args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones]
+) -> None:
+    """One round of `endpoint`, added to its tally; new phones continue past the previous rounds'."""
+    args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones, str(tally.requests)]
     before = cpu_seconds(server_pid)
     raw = run_wrk(
         base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args, cpus=load_cpus
     )
     spent = cpu_spent(before, cpu_seconds(server_pid))
-    requests = max(raw["requests"], 1)
-    return Result(
-        label=endpoint.label,
-        rps=raw["requests"] / (raw["duration_us"] / 1e6),
-        p50_ms=raw["p50_us"] / 1000,
-        p99_ms=raw["p99_us"] / 1000,
-        non2xx=raw["non2xx"],
-        socket_errors=raw["socket_errors"],
-        cpu_ms=tuple(1000 * seconds / requests for seconds in spent),
-    )
+    tally.requests += raw["requests"]
+    tally.duration_us += raw["duration_us"]
+    tally.non2xx += raw["non2xx"]
+    tally.socket_errors += raw["socket_errors"]
+    tally.latency_us += [(microseconds, raw["requests"]) for microseconds in raw["latency_quantiles_us"]]
+    tally.cpu_seconds = tuple(total + more for total, more in zip(tally.cpu_seconds, spent, strict=True))
 
 
 def cpu_seconds(server_pid: int) -> dict[int | str, tuple[str, float]]:
@@ -368,6 +413,7 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="also print each endpoint's CPU time per request")
     args = parser.parse_args()
     seconds = setting("BENCH_SECONDS", 20)
+    durations = round_seconds(seconds, setting("BENCH_ROUNDS", 4))
     connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
     users, invitees = setting("BENCH_USERS", 10_000), setting("BENCH_INVITEES", 100_000)
     name = os.environ.get("BENCH_DATABASE") or "referrals_bench"
@@ -387,18 +433,23 @@ def main() -> int:
         log_path = Path(scratch) / "gunicorn.log"
         server, base = start_gunicorn(env, log_path, cpus=server_cpus)
         try:
-            results = [
-                measure(
-                    base,
-                    endpoint,
-                    seconds=seconds,
-                    connections=connections,
-                    threads=threads,
-                    server_pid=server.pid,
-                    load_cpus=load_cpus,
-                )
-                for endpoint in endpoints(base, invitees=invitees)
-            ]
+            measured = endpoints(base, invitees=invitees)
+            tallies = [Tally() for _ in measured]
+            # Endpoints take turns, round after round, so that a slower or faster spell of a shared
+            # machine falls on all of them, the ceiling included, instead of on whichever ran then.
+            for duration in durations:
+                for endpoint, tally in zip(measured, tallies, strict=True):
+                    measure(
+                        base,
+                        endpoint,
+                        tally,
+                        seconds=duration,
+                        connections=connections,
+                        threads=threads,
+                        server_pid=server.pid,
+                        load_cpus=load_cpus,
+                    )
+            results = [tally.result(endpoint.label) for endpoint, tally in zip(measured, tallies, strict=True)]
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -424,7 +475,10 @@ def main() -> int:
             f"{users:,} users with referral rows and unique invite codes; one of them has {invitees:,} invitees "
             f"(extra users, distinct activated_at); {TEST_PHONES} test phones with fixed codes"
         )
-        load = f"wrk -t{threads} -c{connections} -d{seconds}s per endpoint, one endpoint at a time"
+        load = (
+            f"wrk -t{threads} -c{connections}, {seconds} s per endpoint in {len(durations)} rounds"
+            f" ({'+'.join(map(str, durations))} s), one endpoint at a time, taking turns"
+        )
         if load_cpus:
             load += f", on CPUs {os.environ['BENCH_LOAD_CPUS']} only (BENCH_LOAD_CPUS)"
         counters = "Redis (REDIS_URL)" if env.get("REDIS_URL") else "the database cache table (no REDIS_URL)"

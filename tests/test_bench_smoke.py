@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bench.run import cpu_list, run_wrk, server_environment, start_gunicorn
+from bench.run import cpu_list, percentile, round_seconds, run_wrk, server_environment, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(GET|POST) (.+?)  rps=(\d+)  p50_ms=(\d+\.\d\d)  p99_ms=(\d+\.\d\d)  ratio=(\d+\.\d\d)$")
@@ -178,3 +178,22 @@ def test_cpu_lists_are_read_like_taskset():
     for wrong in ("first", "3-1", "0,-1"):
         with pytest.raises(SystemExit):
             cpu_list(wrong)
+
+
+def test_each_endpoint_s_seconds_are_split_into_whole_rounds():
+    assert round_seconds(20, 4) == [5, 5, 5, 5]
+    assert round_seconds(10, 4) == [3, 3, 2, 2]
+    assert round_seconds(2, 4) == [1, 1]  # no round of 0 seconds: wrk would not run
+    assert round_seconds(7, 1) == [7]
+
+
+def test_percentiles_of_the_merged_rounds_weigh_each_round_by_its_requests():
+    quick = [(100 + tenth // 10, 300) for tenth in range(1, 1001)]  # 300 requests: 100 to 200 us
+    slow = [(5000, 100)] * 1000  # 100 requests, all 5 ms
+
+    assert percentile(quick, 50) == 150  # one round alone: its own quantile
+    assert percentile(quick, 99) == 199
+    assert percentile(quick + slow, 50) == 166  # the 200th of 400 requests: two thirds into the quick round
+    assert percentile(quick + slow, 75) == 200
+    assert percentile(quick + slow, 76) == 5000
+    assert percentile([], 50) == 0
