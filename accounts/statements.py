@@ -28,10 +28,11 @@ SELECT sent_at FROM accounts_codesend WHERE phone = $1 AND sent_at >= $2 ORDER B
 """
 
 # One send taken from the hour's budget ($1, below $2 used) and recorded; no row when the hour's
-# row is missing or its budget is spent.
+# row is missing or its budget is spent. $2 as bigint: its type would otherwise be `used`'s integer,
+# and a budget set above 2^31 would fail every code request.
 RECORD_SEND_SQL = """
 WITH budget AS (
-    UPDATE accounts_hourlysendbudget SET used = used + 1 WHERE hour = $1 AND used < $2 RETURNING id
+    UPDATE accounts_hourlysendbudget SET used = used + 1 WHERE hour = $1 AND used < $2::bigint RETURNING id
 )
 INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamptz FROM budget RETURNING id
 """

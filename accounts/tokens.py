@@ -22,7 +22,7 @@ def issue_tokens(*, user: User) -> dict[str, str]:
     """A new pair, its refresh token recorded as outstanding (SimpleJWT's blacklist) to be rotated or revoked.
 
     SimpleJWT's RefreshToken.for_user records it through the ORM and signs the refresh token
-    twice (once for the record, once for the reply): a fifth of a sign-in's CPU. Here the claims
+    twice (once for the record, once for the reply): a seventh of a sign-in's CPU. Here the claims
     are still SimpleJWT's own (Token.for_user, which BlacklistMixin.for_user wraps), signed once,
     and the record is the same row.
     """

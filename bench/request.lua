@@ -2,7 +2,7 @@
 -- "-" for none. BODY may hold {phone}, replaced in turn by each of the comma-separated PHONES,
 -- or, when PHONES is "new:" and a prefix, by a number never used before in this run: the prefix
 -- and 7 digits, each thread counting in its own block of a million above the test phones, from
--- FIRST (0 by default; a later round of the same endpoint starts past the numbers used before).
+-- FIRST (0 by default; a later round of the same endpoint starts past the numbers any thread used).
 -- done() prints one machine-readable line: the counts and the latency quantiles of the run.
 
 local threads = {}
@@ -72,17 +72,25 @@ function done(summary, latency, requests)
       bad = bad + thread:get("non2xx")
    end
    local errors = summary.errors
+   -- The most new phones any thread took (requests cut off at the end took theirs too): the next
+   -- round of this endpoint starts past them.
+   local new_phones = 0
+   for _, thread in ipairs(threads) do
+      new_phones = math.max(new_phones, thread:get("sent") or 0)
+   end
    local quantiles = {}
    if summary.requests > 0 then
-      for tenth = 1, 1000 do
+      for tenth = 1, 999 do
          table.insert(quantiles, string.format("%d", latency:percentile(tenth / 10)))
       end
+      -- Not percentile(100): wrk ranks it one past its last request and answers 0.
+      table.insert(quantiles, string.format("%d", latency.max))
    end
    io.write(string.format(
       'BENCH_RESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, '
-         .. '"latency_quantiles_us": [%s]}\n',
+         .. '"new_phones": %d, "latency_quantiles_us": [%s]}\n',
       summary.requests, summary.duration, bad,
       errors.connect + errors.read + errors.write + errors.timeout,
-      table.concat(quantiles, ", ")
+      new_phones, table.concat(quantiles, ", ")
    ))
 end

@@ -277,6 +277,7 @@ class Tally:
     """One endpoint's rounds, added up."""
 
     requests: int = 0
+    new_phones: int = 0  # numbers each thread may have used so far: the next round starts past them
     duration_us: int = 0
     non2xx: int = 0
     socket_errors: int = 0
@@ -300,8 +301,9 @@ class Tally:
 def percentile(latency_us: list[tuple[int, int]], p: float) -> int:
     """The latency that `p` percent of the requests of all rounds took at most, from each round's quantiles.
 
-    A round's 1,000 quantiles each stand for a thousandth of its requests, so this is exact to
-    0.1 percentile; of one round, it is wrk's own percentile of that round.
+    A round's 1,000 quantiles (the 0.1th to the 99.9th percentile as wrk takes them, and its
+    slowest request) each stand for a thousandth of its requests: of one round, this is wrk's own
+    percentile at every 0.1 percentile; of several, it is as close as that.
     """
     needed, seen = Fraction(str(p)) / 100 * sum(weight for _, weight in latency_us), 0
     for microseconds, weight in sorted(latency_us):
@@ -329,13 +331,14 @@ def measure(
     load_cpus: set[int] | None = None,
 ) -> None:
     """One round of `endpoint`, added to its tally; new phones continue past the previous rounds'."""
-    args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones, str(tally.requests)]
+    args = [endpoint.method, endpoint.token, endpoint.body, endpoint.phones, str(tally.new_phones)]
     before = cpu_seconds(server_pid)
     raw = run_wrk(
         base + endpoint.path, seconds=seconds, connections=connections, threads=threads, args=args, cpus=load_cpus
     )
     spent = cpu_spent(before, cpu_seconds(server_pid))
     tally.requests += raw["requests"]
+    tally.new_phones += raw["new_phones"]
     tally.duration_us += raw["duration_us"]
     tally.non2xx += raw["non2xx"]
     tally.socket_errors += raw["socket_errors"]

@@ -35,8 +35,8 @@ class NewestFirstCursor(CursorPagination):
     so past that many equal moments its pages came round to the same rows forever. A pair that
     is unique needs no offset: every page is one index range scan from its position.
     The cursor keeps DRF's tokens (`r`, `p` and now `i`, form-encoded, in base64), and cursors
-    without `i` still work. It is written in URL-safe base64 of text that needs no escaping, so a
-    link is put together without percent-encoding anything: DRF's escaping of its own base64 (and
+    without `i` still work. It is written in URL-safe base64 of text that parse_qs reads back as
+    it is, so a link is put together without percent-encoding anything: DRF's escaping of its own base64 (and
     of the moment's text inside it) twice a page was most of what building the links cost.
     """
 
@@ -119,7 +119,7 @@ class NewestFirstCursor(CursorPagination):
 
 
 def _moment_text(moment: datetime) -> str:
-    # ISO 8601 in UTC with "Z": no character that form encoding would escape ("+" would read as a space).
+    # ISO 8601 in UTC with "Z": nothing parse_qs would read otherwise ("+00:00" would read as " 00:00").
     return moment.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
 
 

@@ -1,5 +1,6 @@
 """`make bench` keeps working: a small data set, two seconds per endpoint, every answer 2xx."""
 
+import json
 import os
 import re
 import shutil
@@ -148,6 +149,41 @@ def test_the_wrk_script_counts_redirects_as_failures():
 
     assert result["requests"] > 0
     assert result["non2xx"] == result["requests"]
+    quantiles = result["latency_quantiles_us"]
+    assert len(quantiles) == 1000 and quantiles == sorted(quantiles) and quantiles[0] > 0
+
+
+class RecordPhones(BaseHTTPRequestHandler):
+    phones: list[str] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.phones.append(json.loads(body)["phone"])
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@needs_wrk
+def test_new_phones_never_repeat_across_the_rounds_of_a_run():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordPhones)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, first = f"http://127.0.0.1:{server.server_address[1]}/", 0
+    try:
+        for _ in range(3):
+            args = ["POST", "-", '{"phone": "{phone}"}', "new:+7999", str(first)]
+            first += run_wrk(url, seconds=1, connections=4, threads=2, args=args)["new_phones"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    phones = RecordPhones.phones
+    assert len(phones) > 100
+    assert len(set(phones)) == len(phones)
+    assert all(re.fullmatch(r"\+7999\d{7}", phone) for phone in phones)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to one of them")
