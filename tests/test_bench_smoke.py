@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -124,28 +125,45 @@ def test_a_run_with_failures_fails_and_leaves_the_report_alone(bench_database, t
     assert report.read_text() == "the last good run\n"
 
 
-class RedirectEverything(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(301)
-        self.send_header("Location", "https://127.0.0.1/")
-        self.send_header("Content-Length", "0")
+class QuietHandler(BaseHTTPRequestHandler):
+    def answer(self, status: int, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": "0"}.items():
+            self.send_header(name, value)
         self.end_headers()
 
     def log_message(self, *args):
         pass
 
 
-@needs_wrk
-def test_the_wrk_script_counts_redirects_as_failures():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RedirectEverything)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+class RedirectEverything(QuietHandler):
+    def do_GET(self):
+        self.answer(301, Location="https://127.0.0.1/")
+
+
+class RecordPhones(QuietHandler):
+    phones: list[str] = []
+
+    def do_POST(self):
+        self.phones.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["phone"])
+        self.answer(200)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        result = run_wrk(url, seconds=1, connections=2, threads=1, args=["GET", "-", "-", "-"])
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@needs_wrk
+def test_the_wrk_script_counts_redirects_as_failures():
+    with serving(RedirectEverything) as url:
+        result = run_wrk(url, seconds=1, connections=2, threads=1, args=["GET", "-", "-", "-"])
 
     assert result["requests"] > 0
     assert result["non2xx"] == result["requests"]
@@ -153,32 +171,13 @@ def test_the_wrk_script_counts_redirects_as_failures():
     assert len(quantiles) == 1000 and quantiles == sorted(quantiles) and quantiles[0] > 0
 
 
-class RecordPhones(BaseHTTPRequestHandler):
-    phones: list[str] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.phones.append(json.loads(body)["phone"])
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @needs_wrk
 def test_new_phones_never_repeat_across_the_rounds_of_a_run():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordPhones)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url, first = f"http://127.0.0.1:{server.server_address[1]}/", 0
-    try:
+    first = 0
+    with serving(RecordPhones) as url:
         for _ in range(3):
             args = ["POST", "-", '{"phone": "{phone}"}', "new:+7999", str(first)]
             first += run_wrk(url, seconds=1, connections=4, threads=2, args=args)["new_phones"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
     phones = RecordPhones.phones
     assert len(phones) > 100
