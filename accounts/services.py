@@ -94,11 +94,9 @@ def _record_send_within_budget(phone: str, *, now: datetime, hour: datetime) -> 
     if connection.vendor == "postgresql":
         params = [hour, settings.OTP_GLOBAL_SENDS_PER_HOUR, phone, now]
         row = fetch_prepared("accounts_record_send", statements.RECORD_SEND_SQL, params, many=False)
-        return (
-            None
-            if row is None
-            else CodeSend.from_db(DEFAULT_DB_ALIAS, ["id", "phone", "sent_at"], [row[0], phone, now])
-        )
+        if row is None:
+            return None
+        return CodeSend.from_db(DEFAULT_DB_ALIAS, ["id", "phone", "sent_at"], [row[0], phone, now])
     if not HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR).update(
         used=F("used") + 1
     ):

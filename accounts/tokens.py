@@ -33,11 +33,8 @@ def issue_tokens(*, user: User) -> dict[str, str]:
 
 
 def _record_outstanding(refresh: RefreshToken, *, text: str, user: User) -> None:
-    jti, created_at, expires_at = (
-        refresh[api_settings.JTI_CLAIM],
-        refresh.current_time,
-        datetime_from_epoch(refresh["exp"]),
-    )
+    jti, expires_at = refresh[api_settings.JTI_CLAIM], datetime_from_epoch(refresh["exp"])
+    created_at = refresh.current_time
     if connection.vendor == "postgresql":
         params = [user.pk, jti, text, created_at, expires_at]
         fetch_prepared("accounts_outstanding_token", OUTSTANDING_TOKEN_SQL, params, many=False)
