@@ -181,11 +181,20 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
         return _refuse(phone, Check.DEAD, now=now)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
         challenge.attempts += 1
-        challenge.save(update_fields=["attempts"])
+        _save_challenge(challenge)
         return _refuse(phone, Check.WRONG, now=now)
     challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
-    challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
+    _save_challenge(challenge)
     return _pass(phone, user)
+
+
+def _save_challenge(challenge: PhoneChallenge) -> None:
+    """The code's state after a check: spent, or one more wrong attempt (the row is locked)."""
+    if connection.vendor == "postgresql":
+        params = [challenge.pk, challenge.code_hash, challenge.expires_at, challenge.attempts]
+        fetch_prepared("accounts_save_challenge", statements.SAVE_CHALLENGE_SQL, params, many=False)
+    else:
+        challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
 
 
 def _lock_phone(phone: str) -> None:
@@ -255,8 +264,11 @@ def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
 
 
 def _refuse(phone: str, outcome: Check, *, now: datetime) -> CheckResult:
-    _clear_old_refusals(phone, now=now)
-    CheckFailure.objects.create(phone=phone, failed_at=now)
+    if connection.vendor == "postgresql":
+        fetch_prepared("accounts_refuse", statements.REFUSE_SQL, [phone, now - DAY, now], many=False)
+    else:
+        _clear_old_refusals(phone, now=now)
+        CheckFailure.objects.create(phone=phone, failed_at=now)
     return CheckResult(outcome)
 
 

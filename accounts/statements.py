@@ -37,6 +37,17 @@ WITH budget AS (
 INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamptz FROM budget RETURNING id
 """
 
+# The code's state after a check, on the row accounts_lock_phone() locked.
+SAVE_CHALLENGE_SQL = (
+    "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = $4 WHERE id = $1 RETURNING id"
+)
+
+# A refused check recorded at $3; the phone's refusals before $2 no longer count and go.
+REFUSE_SQL = """
+WITH old_refusals AS (DELETE FROM accounts_checkfailure WHERE phone = $1 AND failed_at < $2)
+INSERT INTO accounts_checkfailure (phone, failed_at) VALUES ($1, $3) RETURNING id
+"""
+
 INSTALL_CODE_SQL = (
     "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = 0 WHERE phone = $1 RETURNING id"
 )

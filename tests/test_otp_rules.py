@@ -310,6 +310,18 @@ def test_refusals_older_than_a_day_are_cleared_when_the_phone_asks_for_a_code(ap
     assert CheckFailure.objects.filter(phone=PHONE).count() == 1
 
 
+def test_refusals_older_than_a_day_are_cleared_when_the_phone_is_refused_again(api, outbox):
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+    day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE, failed_at=day_ago) for _ in range(3)])
+
+    assert check(api, wrong(code)).json()["code"] == "invalid_code"
+
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 1  # only the new refusal
+    assert PhoneChallenge.objects.get(phone=PHONE).attempts == 1
+
+
 def test_sends_older_than_a_day_are_cleared_and_no_longer_count(api, outbox):
     day_ago = timezone.now() - timedelta(hours=24, seconds=1)
     CodeSend.objects.bulk_create([CodeSend(phone=PHONE, sent_at=day_ago) for _ in range(10)])  # a full day's
