@@ -42,6 +42,7 @@ IN_PROCESS_NAMES = [
     "code",
     "code-new-phone",
     "token",
+    "sign-in-new-phone",
     "invite",
     "invite-code",
     "floor",
