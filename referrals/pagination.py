@@ -36,8 +36,8 @@ class NewestFirstCursor(CursorPagination):
     is unique needs no offset: every page is one index range scan from its position.
     The cursor keeps DRF's tokens (`r`, `p` and now `i`, form-encoded, in base64), and cursors
     without `i` still work. It is written in URL-safe base64 of text that parse_qs reads back as
-    it is, so a link is put together without percent-encoding anything: DRF's escaping of its own base64 (and
-    of the moment's text inside it) twice a page was most of what building the links cost.
+    it is, so a link is put together without percent-encoding anything: DRF's escaping of its own
+    base64 (and of the moment's text inside it) twice a page was most of what building links cost.
     """
 
     ordering = INVITEE_ORDERING
