@@ -258,7 +258,7 @@ def run_wrk(
     url: str, *, seconds: int, connections: int, threads: int, args: list[str], cpus: set[int] | None = None
 ) -> dict:
     """wrk's counts and latency percentiles for one endpoint, from request.lua's summary line."""
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA_SCRIPT), url]
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA_SCRIPT), url]
     output = subprocess.run(  # noqa: S603
         [*command, "--", *args],
         capture_output=True,
