@@ -17,9 +17,10 @@ from accounts import otp, statements
 from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
 from accounts.phone_numbers import may_receive_codes
+from accounts.profile import profile_data
 from accounts.sms_backends import SmsDeliveryError, get_backend
 from accounts.tokens import issue_tokens
-from project.prepared_statements import fetch_prepared
+from project.prepared_statements import batched_transaction, commit_before_next_statement, fetch_prepared, run_prepared
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -56,7 +57,7 @@ def request_code(*, phone: str) -> CodeSent:
     return sent
 
 
-@transaction.atomic
+@batched_transaction()
 def _reserve_send(*, phone: str) -> CodeSend:
     """Count a send against every limit, or raise Throttled; committed before the SMS goes out."""
     now = timezone.now()
@@ -68,11 +69,7 @@ def _reserve_send(*, phone: str) -> CodeSend:
     hour = now.replace(minute=0, second=0, microsecond=0)
     send = _record_send_within_budget(phone, now=now, hour=hour)
     if send is None:
-        # The hour's row is missing (its first send) or its budget is spent: create it if missing, try again.
-        HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
-        send = _record_send_within_budget(phone, now=now, hour=hour)
-        if send is None:
-            raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
+        raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
     return send
 
 
@@ -90,18 +87,27 @@ def _recent_sends_clearing_old(phone: str, *, now: datetime) -> list[datetime]:
 
 
 def _record_send_within_budget(phone: str, *, now: datetime, hour: datetime) -> CodeSend | None:
-    """The send, recorded if the hour's budget had room for it (taken then); else None."""
+    """The send, recorded if the hour's budget had room for it (taken then); else None.
+
+    The hour's first send creates its row (PostgreSQL: in the same statement).
+    """
     if connection.vendor == "postgresql":
         params = [hour, settings.OTP_GLOBAL_SENDS_PER_HOUR, phone, now]
         row = fetch_prepared("accounts_record_send", statements.RECORD_SEND_SQL, params, many=False)
         if row is None:
             return None
         return CodeSend.from_db(DEFAULT_DB_ALIAS, ["id", "phone", "sent_at"], [row[0], phone, now])
-    if not HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR).update(
-        used=F("used") + 1
-    ):
-        return None
+    if not _take_from_budget(hour):
+        # The hour's row is missing (its first send) or its budget is spent: create it if missing, try again.
+        HourlySendBudget.objects.bulk_create([HourlySendBudget(hour=hour)], ignore_conflicts=True)
+        if not _take_from_budget(hour):
+            return None
     return CodeSend.objects.create(phone=phone, sent_at=now)
+
+
+def _take_from_budget(hour: datetime) -> bool:
+    within = HourlySendBudget.objects.filter(hour=hour, used__lt=settings.OTP_GLOBAL_SENDS_PER_HOUR)
+    return within.update(used=F("used") + 1) > 0
 
 
 @transaction.atomic
@@ -139,6 +145,7 @@ class CheckResult:
     user: User | None = None
     created: bool = False
     tokens: dict[str, str] | None = None
+    profile: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class SignedIn:
     user: User
     created: bool
     tokens: dict[str, str]
+    profile: dict
 
 
 def sign_in(*, phone: str, code: str) -> SignedIn:
@@ -159,15 +167,30 @@ def sign_in(*, phone: str, code: str) -> SignedIn:
         raise InvalidCode()
     if not result.user.is_active:
         raise AccountDisabled()  # the code is spent all the same, and no tokens were issued
-    return SignedIn(user=result.user, created=result.created, tokens=result.tokens)
+    return SignedIn(user=result.user, created=result.created, tokens=result.tokens, profile=result.profile)
 
 
-@transaction.atomic
+class _AccountNeeded(Exception):
+    """The code passed for a phone without an account: the check is taken again, able to create one."""
+
+
 def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
     """Spend the code on a match; record every refusal (it must commit, so nothing raises here).
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
+    Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
+    which a batched transaction cannot hold; so a check that would create one is undone and taken
+    again in transaction.atomic(), once per phone, ever.
     """
+    try:
+        with batched_transaction():
+            return _check(phone=phone, code=code, fixed=fixed, may_create_account=False)
+    except _AccountNeeded:
+        with transaction.atomic():
+            return _check(phone=phone, code=code, fixed=fixed, may_create_account=True)
+
+
+def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool) -> CheckResult:
     now = timezone.now()
     challenge, user, failures = _lock_and_read(phone, failures_since=now - DAY)
     if failures >= settings.OTP_FAILURES_PER_DAY:
@@ -175,7 +198,7 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
     if fixed is not None:
         if not constant_time_compare(code, fixed):
             return _refuse(phone, Check.WRONG, now=now)
-        return _pass(phone, user)
+        return _pass(phone, user, may_create_account=may_create_account)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
         return _refuse(phone, Check.DEAD, now=now)
@@ -185,14 +208,14 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
         return _refuse(phone, Check.WRONG, now=now)
     challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
     _save_challenge(challenge)
-    return _pass(phone, user)
+    return _pass(phone, user, may_create_account=may_create_account)
 
 
 def _save_challenge(challenge: PhoneChallenge) -> None:
     """The code's state after a check: spent, or one more wrong attempt (the row is locked)."""
     if connection.vendor == "postgresql":
         params = [challenge.pk, challenge.code_hash, challenge.expires_at, challenge.attempts]
-        fetch_prepared("accounts_save_challenge", statements.SAVE_CHALLENGE_SQL, params, many=False)
+        run_prepared("accounts_save_challenge", statements.SAVE_CHALLENGE_SQL, params)
     else:
         challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
 
@@ -200,7 +223,7 @@ def _save_challenge(challenge: PhoneChallenge) -> None:
 def _lock_phone(phone: str) -> None:
     """Lock the phone's row, inserting it first if it has none: one request about a phone at a time."""
     if connection.vendor == "postgresql":
-        fetch_prepared("accounts_lock_phone", statements.LOCK_PHONE_SQL, [phone], many=False)
+        run_prepared("accounts_lock_phone", statements.LOCK_PHONE_SQL, [phone])
     else:
         _locked_challenge(phone)
 
@@ -265,7 +288,7 @@ def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
 
 def _refuse(phone: str, outcome: Check, *, now: datetime) -> CheckResult:
     if connection.vendor == "postgresql":
-        fetch_prepared("accounts_refuse", statements.REFUSE_SQL, [phone, now - DAY, now], many=False)
+        run_prepared("accounts_refuse", statements.REFUSE_SQL, [phone, now - DAY, now])
     else:
         _clear_old_refusals(phone, now=now)
         CheckFailure.objects.create(phone=phone, failed_at=now)
@@ -278,14 +301,19 @@ def _clear_old_refusals(phone: str, *, now: datetime) -> None:
     CheckFailure.objects.filter(phone=phone, failed_at__lt=now - DAY).delete()
 
 
-def _pass(phone: str, user: User | None) -> CheckResult:
+def _pass(phone: str, user: User | None, *, may_create_account: bool) -> CheckResult:
     created = False
     if user is None:
+        if not may_create_account:
+            raise _AccountNeeded()
         user, created = User.objects.get_or_create(phone=phone)
     if not user.is_active:
         return CheckResult(Check.PASSED, user=user, created=created)
     # In the check's transaction: one commit for the spent code and the refresh token's record.
-    return CheckResult(Check.PASSED, user=user, created=created, tokens=issue_tokens(user=user))
+    tokens = issue_tokens(user=user)
+    # The reply's profile is read after the commit, in the same round trip.
+    commit_before_next_statement()
+    return CheckResult(Check.PASSED, user=user, created=created, tokens=tokens, profile=profile_data(user=user))
 
 
 def _refuse_over_limit(newest_first: list[datetime], *, now: datetime, window: timedelta, limit: int) -> None:

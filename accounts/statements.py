@@ -27,12 +27,14 @@ WITH old_refusals AS (DELETE FROM accounts_checkfailure WHERE phone = $1 AND fai
 SELECT sent_at FROM accounts_codesend WHERE phone = $1 AND sent_at >= $2 ORDER BY sent_at DESC
 """
 
-# One send taken from the hour's budget ($1, below $2 used) and recorded; no row when the hour's
-# row is missing or its budget is spent. $2 as bigint: its type would otherwise be `used`'s integer,
-# and a budget set above 2^31 would fail every code request.
+# One send taken from the hour's budget ($1, below $2 used; the hour's first send creates its row)
+# and recorded; no row when the budget is spent. $2 as bigint: its type would otherwise be `used`'s
+# integer, and a budget set above 2^31 would fail every code request.
 RECORD_SEND_SQL = """
 WITH budget AS (
-    UPDATE accounts_hourlysendbudget SET used = used + 1 WHERE hour = $1 AND used < $2::bigint RETURNING id
+    INSERT INTO accounts_hourlysendbudget AS b (hour, used) SELECT $1, 1 WHERE 0 < $2::bigint
+    ON CONFLICT (hour) DO UPDATE SET used = b.used + 1 WHERE b.used < $2::bigint
+    RETURNING b.id
 )
 INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamptz FROM budget RETURNING id
 """

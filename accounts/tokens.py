@@ -9,7 +9,7 @@ from rest_framework_simplejwt.tokens import BlacklistMixin, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import User
-from project.prepared_statements import fetch_prepared
+from project.prepared_statements import run_prepared
 
 _outstanding = OutstandingToken._meta
 OUTSTANDING_TOKEN_SQL = (
@@ -37,7 +37,7 @@ def _record_outstanding(refresh: RefreshToken, *, text: str, user: User) -> None
     created_at = refresh.current_time
     if connection.vendor == "postgresql":
         params = [user.pk, jti, text, created_at, expires_at]
-        fetch_prepared("accounts_outstanding_token", OUTSTANDING_TOKEN_SQL, params, many=False)
+        run_prepared("accounts_outstanding_token", OUTSTANDING_TOKEN_SQL, params)
     else:
         OutstandingToken.objects.create(user=user, jti=jti, token=text, created_at=created_at, expires_at=expires_at)
 

@@ -7,7 +7,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
 from accounts.fields import OneTimeCodeField, PhoneNumberField
-from accounts.profile import profile_data, profile_serializer_class
+from accounts.profile import profile_serializer_class
 from accounts.services import request_code, sign_in
 from accounts.throttles import AuthIPThrottle
 from accounts.tokens import revoke_refresh_token, rotate_refresh_token
@@ -93,7 +93,7 @@ class ObtainTokenView(PublicAuthView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         signed_in = sign_in(**payload.validated_data)
-        return Response({**signed_in.tokens, "created": signed_in.created, "user": profile_data(user=signed_in.user)})
+        return Response({**signed_in.tokens, "created": signed_in.created, "user": signed_in.profile})
 
 
 class RefreshTokenView(PublicAuthView):

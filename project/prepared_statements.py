@@ -7,16 +7,25 @@ planned once per connection and then runs from its cached generic plan.
 The first call on a connection prepares the statement, as session setup. Prepared statements
 belong to a server session: behind a pooler in transaction mode (PgBouncer's default), set
 DATABASE_PREPARED_STATEMENTS=0.
+
+batched_transaction() sends a transaction's BEGIN and COMMIT along with its statements, where
+psycopg2 would give each a round trip of its own.
 """
 
 import functools
+import itertools
 import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.backends.signals import connection_created
+from django.db.transaction import TransactionManagementError
 from django.dispatch import receiver
+from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
 
 
 def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tuple] | tuple | None:
@@ -33,12 +42,157 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     # The cursor first: opening it connects, or replaces a connection that failed its health
     # check (CONN_HEALTH_CHECKS), and what was prepared belongs to the connection it runs on.
     with connection.cursor() as cursor:
-        prepared = _prepared_on_this_connection()
-        if name not in prepared:
-            _prepare(name, sql)
-            prepared.add(name)
-        cursor.execute(execute, params)
+        _ensure_prepared(name, sql)
+        batch = _current_batch()
+        if batch is None:
+            cursor.execute(execute, params)
+        elif batch.commit_first:
+            batch.send(cursor, execute, params, after=batch.closing)
+        else:
+            batch.send(cursor, execute, params)
         return cursor.fetchall() if many else cursor.fetchone()
+
+
+def run_prepared(name: str, sql: str, params: list) -> None:
+    """Run `sql` like fetch_prepared, for its effect alone: in a batched transaction it waits to go
+    out with the transaction's next statement, or with its COMMIT."""
+    batch = _current_batch()
+    if batch is None or batch.commit_first:
+        fetch_prepared(name, sql, params, many=False)
+        return
+    name = statement_name(name, sql)
+    with connection.cursor():  # connects first, as in fetch_prepared
+        _ensure_prepared(name, sql)
+    batch.waiting.append((f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params))
+
+
+def _ensure_prepared(name: str, sql: str) -> None:
+    prepared = _prepared_on_this_connection()
+    if name not in prepared:
+        _prepare(name, sql)
+        prepared.add(name)
+
+
+@dataclass
+class _Batch:
+    opening: str  # BEGIN or SAVEPOINT: goes out with the first statement that does
+    closing: str  # COMMIT or RELEASE: goes out with the statements still waiting
+    undo: str  # instead of the closing, when something raised
+    waiting: list[tuple[str, list]] = field(default_factory=list)
+    opened: bool = False
+    sending: bool = False
+    commit_first: bool = False  # the closing goes out ahead of the next statement
+    closed: bool = False
+
+    def send(self, cursor, statement: str | None, params: list | None = None, *, after: str | None = None) -> None:
+        """The opening (if not yet sent), the statements waiting, `after` and `statement`: one round trip."""
+        parts = [] if self.opened else [self.opening]
+        values: list = []
+        for text, waiting_params in self.waiting:
+            parts.append(text)
+            values += waiting_params
+        if after is not None:
+            parts.append(after)
+        if statement is not None:
+            parts.append(statement)
+            values += params or []
+        # Composed first, so that a parameter the driver cannot adapt fails before anything is sent.
+        query = cursor.mogrify("; ".join(parts), values)
+        self.sending, self.opened = True, True
+        self.waiting.clear()
+        try:
+            cursor.execute(query)
+        finally:
+            self.sending = False
+        if after == self.closing:
+            self.closed = True
+            connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)  # what follows runs on its own
+
+    def before_other_statements(self, execute, sql, params, many, context):
+        # A statement of the ORM's (or any other) runs in the transaction too, after what waits.
+        if not self.sending and not self.closed and (not self.opened or self.waiting or self.commit_first):
+            self.send(context["cursor"], None, after=self.closing if self.commit_first else None)
+        return execute(sql, params, many, context)
+
+
+def commit_before_next_statement() -> None:
+    """End the batched transaction with the next statement's round trip: COMMIT goes out ahead of it,
+    and it and everything after it run on their own. Outside a batched transaction, nothing."""
+    batch = _current_batch()
+    if batch is not None:
+        batch.commit_first = True
+
+
+@contextmanager
+def batched_transaction() -> Iterator[None]:
+    """transaction.atomic() in fewer round trips, for prepared statements on PostgreSQL.
+
+    psycopg2 sends a transaction's BEGIN and COMMIT as round trips of their own; each costs the
+    worker and PostgreSQL about as much as a short statement. Here BEGIN goes out with the first
+    statement, run_prepared()'s statements wait for the next one, and COMMIT goes with the last.
+    Any other statement (the ORM's) first sends what waits, so everything runs in order.
+
+    Inside a transaction already (a caller's atomic block, or a test's), a savepoint stands for
+    the transaction, as in a nested atomic block. An outermost batch keeps Django in autocommit
+    while the server holds the transaction, so transaction.atomic() must not be entered inside
+    one: its COMMIT would end the batch's transaction early (checked at the end). Elsewhere
+    (SQLite, DATABASE_PREPARED_STATEMENTS off) this is transaction.atomic().
+    """
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        with transaction.atomic():
+            yield
+        return
+    if _current_batch() is not None:
+        raise TransactionManagementError("batched transactions do not nest")
+    outermost = connection.get_autocommit() and not connection.in_atomic_block
+    if outermost:
+        batch = _Batch("BEGIN", "COMMIT", "ROLLBACK")
+    else:
+        name = f"batch_{next(_savepoint_numbers)}"
+        batch = _Batch(
+            f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        )
+    connections[DEFAULT_DB_ALIAS].__dict__["_batch"] = batch
+    try:
+        with connection.execute_wrapper(batch.before_other_statements):
+            yield
+            if not batch.closed and (batch.opened or batch.waiting):
+                if (
+                    outermost
+                    and batch.opened
+                    and connection.connection.info.transaction_status != TRANSACTION_STATUS_INTRANS
+                ):
+                    raise TransactionManagementError(
+                        "the batched transaction ended early (transaction.atomic() inside it?)"
+                    )
+                with connection.cursor() as cursor:
+                    batch.send(cursor, batch.closing)
+    except BaseException:
+        if batch.opened and not batch.closed:
+            _undo(batch, outermost=outermost)
+        raise
+    finally:
+        connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)
+
+
+def _undo(batch: _Batch, *, outermost: bool) -> None:
+    batch.waiting.clear()
+    try:
+        with connection.cursor() as cursor:
+            batch.sending = True
+            cursor.execute(batch.undo)
+    except DatabaseError:
+        if outermost:
+            connection.close()  # a connection that may still hold the transaction must not serve the next request
+    finally:
+        batch.sending = False
+
+
+_savepoint_numbers = itertools.count(1)
+
+
+def _current_batch() -> _Batch | None:
+    return connections[DEFAULT_DB_ALIAS].__dict__.get("_batch")
 
 
 @functools.lru_cache(maxsize=256)
