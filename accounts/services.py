@@ -179,8 +179,11 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
-    which a batched transaction cannot hold; so a check that would create one is undone and taken
-    again in transaction.atomic(), once per phone, ever.
+    which a batched transaction cannot hold; so a check that finds no account is undone and taken
+    again in transaction.atomic(): a phone's first sign-in (or one that raced it, and read before the
+    account was there). Between the two the phone's lock is let go, so the second check may see
+    what others did meanwhile (a new code, more refusals) and decide accordingly, as if it had come
+    after them.
     """
     try:
         with batched_transaction():
@@ -250,7 +253,7 @@ def _lock_and_read(phone: str, *, failures_since: datetime) -> tuple[PhoneChalle
     )
     challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
     # The user is read by the statement's own snapshot, which may predate the lock: a user that
-    # the lock's previous holder created is missing here, and _pass then finds it.
+    # the lock's previous holder created is missing here, and the check taken again then finds it.
     user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[5:])
     return challenge, user, row[4]
 

@@ -34,8 +34,7 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     `many` fetches every row, else one.
     """
     name = statement_name(name, sql)
-    arguments = ", ".join(["%s"] * len(params))
-    execute = f"EXECUTE {name}({arguments})" if params else f"EXECUTE {name}"
+    execute = _execute_text(name, params)
     if not settings.DATABASE_PREPARED_STATEMENTS:
         rows = fetch_unprepared(sql, params)
         return rows if many else next(iter(rows), None)
@@ -63,7 +62,11 @@ def run_prepared(name: str, sql: str, params: list) -> None:
     name = statement_name(name, sql)
     with connection.cursor():  # connects first, as in fetch_prepared
         _ensure_prepared(name, sql)
-    batch.waiting.append((f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params))
+    batch.waiting.append((_execute_text(name, params), params))
+
+
+def _execute_text(name: str, params: list) -> str:
+    return f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
 
 
 def _ensure_prepared(name: str, sql: str) -> None:
@@ -75,6 +78,7 @@ def _ensure_prepared(name: str, sql: str) -> None:
 
 @dataclass
 class _Batch:
+    outermost: bool  # the transaction itself, not a savepoint in one
     opening: str  # BEGIN or SAVEPOINT: goes out with the first statement that does
     closing: str  # COMMIT or RELEASE: goes out with the statements still waiting
     undo: str  # instead of the closing, when something raised
@@ -96,6 +100,7 @@ class _Batch:
         if statement is not None:
             parts.append(statement)
             values += params or []
+        self.refuse_inside_atomic()
         # Composed first, so that a parameter the driver cannot adapt fails before anything is sent.
         query = cursor.mogrify("; ".join(parts), values)
         self.sending, self.opened = True, True
@@ -109,10 +114,24 @@ class _Batch:
             connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)  # what follows runs on its own
 
     def before_other_statements(self, execute, sql, params, many, context):
-        # A statement of the ORM's (or any other) runs in the transaction too, after what waits.
-        if not self.sending and not self.closed and (not self.opened or self.waiting or self.commit_first):
-            self.send(context["cursor"], None, after=self.closing if self.commit_first else None)
+        # A statement of the ORM's (or any other) runs in the transaction too, after what waits;
+        # sent on a cursor of its own (the statement's may be a server-side cursor).
+        if not self.sending and not self.closed:
+            self.refuse_inside_atomic()
+            if not self.opened or self.waiting or self.commit_first:
+                with context["connection"].cursor() as cursor:
+                    self.send(cursor, None, after=self.closing if self.commit_first else None)
         return execute(sql, params, many, context)
+
+    def refuse_inside_atomic(self) -> None:
+        # An atomic block inside an outermost batch would have psycopg2 send a BEGIN (which the
+        # server ignores, warning) and then a COMMIT that ends the batch's transaction early. Its
+        # first statement is refused before anything goes out, and the batch is rolled back.
+        if self.outermost and not self.sending and not connection.get_autocommit():
+            raise TransactionManagementError(
+                "transaction.atomic() inside a batched transaction (or an ORM call that opens one: "
+                "get_or_create, bulk_create, ...)"
+            )
 
 
 def commit_before_next_statement() -> None:
@@ -130,12 +149,15 @@ def batched_transaction() -> Iterator[None]:
     psycopg2 sends a transaction's BEGIN and COMMIT as round trips of their own; each costs the
     worker and PostgreSQL about as much as a short statement. Here BEGIN goes out with the first
     statement, run_prepared()'s statements wait for the next one, and COMMIT goes with the last.
-    Any other statement (the ORM's) first sends what waits, so everything runs in order.
+    Any other statement through Django's cursors (the ORM's) first sends what waits, so everything
+    runs in order.
 
     Inside a transaction already (a caller's atomic block, or a test's), a savepoint stands for
     the transaction, as in a nested atomic block. An outermost batch keeps Django in autocommit
-    while the server holds the transaction, so transaction.atomic() must not be entered inside
-    one: its COMMIT would end the batch's transaction early (checked at the end). Elsewhere
+    while the server holds the transaction, so inside one: no transaction.atomic(), nor the ORM
+    calls that open one (get_or_create, update_or_create, bulk_create, most deletes), refused
+    with TransactionManagementError before they send anything; no select_for_update() (Django
+    refuses it in autocommit); and transaction.on_commit() runs its function at once. Elsewhere
     (SQLite, DATABASE_PREPARED_STATEMENTS off) this is transaction.atomic().
     """
     if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
@@ -146,12 +168,11 @@ def batched_transaction() -> Iterator[None]:
         raise TransactionManagementError("batched transactions do not nest")
     outermost = connection.get_autocommit() and not connection.in_atomic_block
     if outermost:
-        batch = _Batch("BEGIN", "COMMIT", "ROLLBACK")
+        batch = _Batch(True, "BEGIN", "COMMIT", "ROLLBACK")
     else:
         name = f"batch_{next(_savepoint_numbers)}"
-        batch = _Batch(
-            f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
-        )
+        undo = f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        batch = _Batch(False, f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", undo)
     connections[DEFAULT_DB_ALIAS].__dict__["_batch"] = batch
     try:
         with connection.execute_wrapper(batch.before_other_statements):
@@ -162,9 +183,8 @@ def batched_transaction() -> Iterator[None]:
                     and batch.opened
                     and connection.connection.info.transaction_status != TRANSACTION_STATUS_INTRANS
                 ):
-                    raise TransactionManagementError(
-                        "the batched transaction ended early (transaction.atomic() inside it?)"
-                    )
+                    # Aborted by an error that the code inside caught, or ended by a COMMIT sent behind its back.
+                    raise TransactionManagementError("the batched transaction failed or ended before its COMMIT")
                 with connection.cursor() as cursor:
                     batch.send(cursor, batch.closing)
     except BaseException:

@@ -1,7 +1,7 @@
 """Sign-in and code requests send BEGIN and COMMIT with their statements: fewer round trips, same transactions."""
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -82,6 +82,22 @@ def test_a_statement_that_fails_at_the_commit_undoes_the_batch(rows):
     assert rows() == []
 
 
+def test_a_commit_that_fails_leaves_nothing_and_no_transaction_open(rows):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE tests_batch_rows ADD COLUMN user_id bigint "
+            "REFERENCES accounts_user (id) DEFERRABLE INITIALLY DEFERRED"
+        )
+    insert = "INSERT INTO tests_batch_rows (value, user_id) VALUES ($1, $2)"
+
+    with pytest.raises(IntegrityError), batched_transaction():
+        fetch_prepared("tests_insert", INSERT, [1], many=False)
+        run_prepared("tests_insert_user", insert, [2, -1])  # no such user: refused by the COMMIT itself
+
+    assert idle()
+    assert rows() == []
+
+
 def test_an_orm_statement_inside_runs_in_the_transaction_after_what_waits(rows):
     with pytest.raises(ZeroDivisionError), batched_transaction():
         run_prepared("tests_insert", INSERT, [7])
@@ -91,13 +107,26 @@ def test_an_orm_statement_inside_runs_in_the_transaction_after_what_waits(rows):
     assert rows() == []  # and it was in the transaction that the error undid
 
 
-def test_atomic_inside_an_outermost_batch_is_refused(rows):
+@pytest.mark.parametrize("inside", ["prepared", "orm"])
+def test_atomic_inside_an_outermost_batch_is_refused_before_it_sends_anything(rows, inside):
     with pytest.raises(TransactionManagementError), batched_transaction():
         fetch_prepared("tests_insert", INSERT, [1], many=False)
         with transaction.atomic():
-            fetch_prepared("tests_insert", INSERT, [2], many=False)
+            if inside == "prepared":
+                fetch_prepared("tests_insert", INSERT, [2], many=False)
+            else:
+                User.objects.get_or_create(phone=PHONE)
 
     assert idle()
+    assert rows() == []  # the batch's own statement too: its transaction was rolled back
+    assert not User.objects.filter(phone=PHONE).exists()
+
+
+def test_a_statement_with_no_parameters_can_wait(rows):
+    with batched_transaction():
+        run_prepared("tests_insert_five", "INSERT INTO tests_batch_rows (value) VALUES (5)", [])
+
+    assert rows() == [5]
 
 
 def test_inside_a_transaction_a_batch_is_a_savepoint(rows):

@@ -111,6 +111,17 @@ def test_global_hourly_budget_holds_across_phones(api, outbox):
     assert len(outbox) == 2
 
 
+@override_settings(OTP_GLOBAL_SENDS_PER_HOUR=0)
+def test_a_budget_of_zero_sends_nothing_and_counts_nothing(api, outbox):
+    response = request_code(api)
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert outbox == []
+    assert not CodeSend.objects.exists()
+    assert not HourlySendBudget.objects.exists()
+
+
 def test_code_expires_after_five_minutes(api, outbox):
     request_code(api)
     PhoneChallenge.objects.filter(phone=PHONE).update(expires_at=timezone.now() - timedelta(seconds=1))
