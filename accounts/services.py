@@ -20,7 +20,13 @@ from accounts.phone_numbers import may_receive_codes
 from accounts.profile import profile_data
 from accounts.sms_backends import SmsDeliveryError, get_backend
 from accounts.tokens import issue_tokens
-from project.prepared_statements import batched_transaction, commit_before_next_statement, fetch_prepared, run_prepared
+from project.prepared_statements import (
+    batched_transaction,
+    batches_round_trips,
+    commit_before_next_statement,
+    fetch_prepared,
+    run_prepared,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -179,15 +185,15 @@ def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
-    which a batched transaction cannot hold; so a check that finds no account is undone and taken
-    again in transaction.atomic(): a phone's first sign-in (or one that raced it, and read before the
-    account was there). Between the two the phone's lock is let go, so the second check may see
-    what others did meanwhile (a new code, more refusals) and decide accordingly, as if it had come
-    after them.
+    which a batched transaction cannot hold; so where it batches round trips, a check that finds no
+    account is undone and taken again in transaction.atomic(): a phone's first sign-in (or one that
+    raced it, and read before the account was there). Between the two the phone's lock is let go,
+    so the second check may see what others did meanwhile (a new code, more refusals) and decide
+    accordingly, as if it had come after them.
     """
     try:
         with batched_transaction():
-            return _check(phone=phone, code=code, fixed=fixed, may_create_account=False)
+            return _check(phone=phone, code=code, fixed=fixed, may_create_account=not batches_round_trips())
     except _AccountNeeded:
         with transaction.atomic():
             return _check(phone=phone, code=code, fixed=fixed, may_create_account=True)

@@ -160,7 +160,7 @@ def batched_transaction() -> Iterator[None]:
     refuses it in autocommit); and transaction.on_commit() runs its function at once. Elsewhere
     (SQLite, DATABASE_PREPARED_STATEMENTS off) this is transaction.atomic().
     """
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    if not batches_round_trips():
         with transaction.atomic():
             yield
         return
@@ -193,6 +193,11 @@ def batched_transaction() -> Iterator[None]:
         raise
     finally:
         connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)
+
+
+def batches_round_trips() -> bool:
+    """Whether batched_transaction() saves round trips here; elsewhere it is transaction.atomic()."""
+    return connection.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS
 
 
 def _undo(batch: _Batch, *, outermost: bool) -> None:
