@@ -45,8 +45,6 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
         batch = _current_batch()
         if batch is None:
             cursor.execute(execute, params)
-        elif batch.commit_first:
-            batch.send(cursor, execute, params, after=batch.closing)
         else:
             batch.send(cursor, execute, params)
         return cursor.fetchall() if many else cursor.fetchone()
@@ -85,18 +83,19 @@ class _Batch:
     waiting: list[tuple[str, list]] = field(default_factory=list)
     opened: bool = False
     sending: bool = False
-    commit_first: bool = False  # the closing goes out ahead of the next statement
+    commit_first: bool = False  # the closing goes out with the next round trip, ahead of its statement
     closed: bool = False
 
-    def send(self, cursor, statement: str | None, params: list | None = None, *, after: str | None = None) -> None:
-        """The opening (if not yet sent), the statements waiting, `after` and `statement`: one round trip."""
+    def send(self, cursor, statement: str | None = None, params: list | None = None) -> None:
+        """The opening (if not yet sent), the statements waiting, the closing (once asked for) and
+        `statement`: one round trip."""
         parts = [] if self.opened else [self.opening]
         values: list = []
         for text, waiting_params in self.waiting:
             parts.append(text)
             values += waiting_params
-        if after is not None:
-            parts.append(after)
+        if self.commit_first:
+            parts.append(self.closing)
         if statement is not None:
             parts.append(statement)
             values += params or []
@@ -109,7 +108,7 @@ class _Batch:
             cursor.execute(query)
         finally:
             self.sending = False
-        if after == self.closing:
+        if self.commit_first:
             self.closed = True
             connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)  # what follows runs on its own
 
@@ -120,7 +119,7 @@ class _Batch:
             self.refuse_inside_atomic()
             if not self.opened or self.waiting or self.commit_first:
                 with context["connection"].cursor() as cursor:
-                    self.send(cursor, None, after=self.closing if self.commit_first else None)
+                    self.send(cursor)
         return execute(sql, params, many, context)
 
     def refuse_inside_atomic(self) -> None:
@@ -185,8 +184,9 @@ def batched_transaction() -> Iterator[None]:
                 ):
                     # Aborted by an error that the code inside caught, or ended by a COMMIT sent behind its back.
                     raise TransactionManagementError("the batched transaction failed or ended before its COMMIT")
+                batch.commit_first = True
                 with connection.cursor() as cursor:
-                    batch.send(cursor, batch.closing)
+                    batch.send(cursor)
     except BaseException:
         if batch.opened and not batch.closed:
             _undo(batch, outermost=outermost)
