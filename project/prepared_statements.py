@@ -21,11 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, Error, connection, connections, transaction
 from django.db.backends.signals import connection_created
 from django.db.transaction import TransactionManagementError
 from django.dispatch import receiver
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
 
 
 def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tuple] | tuple | None:
@@ -38,11 +38,13 @@ def fetch_prepared(name: str, sql: str, params: list, *, many: bool) -> list[tup
     if not settings.DATABASE_PREPARED_STATEMENTS:
         rows = fetch_unprepared(sql, params)
         return rows if many else next(iter(rows), None)
+    batch = _current_batch()
+    if batch is not None:
+        batch.refuse_inside_atomic()  # before anything, preparing included, goes out
     # The cursor first: opening it connects, or replaces a connection that failed its health
     # check (CONN_HEALTH_CHECKS), and what was prepared belongs to the connection it runs on.
     with connection.cursor() as cursor:
         _ensure_prepared(name, sql)
-        batch = _current_batch()
         if batch is None:
             cursor.execute(execute, params)
         else:
@@ -57,6 +59,7 @@ def run_prepared(name: str, sql: str, params: list) -> None:
     if batch is None or batch.commit_first:
         fetch_prepared(name, sql, params, many=False)
         return
+    batch.refuse_inside_atomic()
     name = statement_name(name, sql)
     with connection.cursor():  # connects first, as in fetch_prepared
         _ensure_prepared(name, sql)
@@ -77,6 +80,7 @@ def _ensure_prepared(name: str, sql: str) -> None:
 @dataclass
 class _Batch:
     outermost: bool  # the transaction itself, not a savepoint in one
+    atomic_depth: int  # the atomic blocks open around it
     opening: str  # BEGIN or SAVEPOINT: goes out with the first statement that does
     closing: str  # COMMIT or RELEASE: goes out with the statements still waiting
     undo: str  # instead of the closing, when something raised
@@ -101,7 +105,8 @@ class _Batch:
             values += params or []
         self.refuse_inside_atomic()
         # Composed first, so that a parameter the driver cannot adapt fails before anything is sent.
-        query = cursor.mogrify("; ".join(parts), values)
+        with connection.wrap_database_errors:
+            query = cursor.mogrify("; ".join(parts), values)
         self.sending, self.opened = True, True
         self.waiting.clear()
         try:
@@ -125,8 +130,9 @@ class _Batch:
     def refuse_inside_atomic(self) -> None:
         # An atomic block inside an outermost batch would have psycopg2 send a BEGIN (which the
         # server ignores, warning) and then a COMMIT that ends the batch's transaction early. Its
-        # first statement is refused before anything goes out, and the batch is rolled back.
-        if self.outermost and not self.sending and not connection.get_autocommit():
+        # first statement is refused before anything goes out, and the batch is rolled back; in a
+        # savepoint batch (tests) too, so that tests meet what production would.
+        if len(connection.atomic_blocks) > self.atomic_depth or (self.outermost and not connection.get_autocommit()):
             raise TransactionManagementError(
                 "transaction.atomic() inside a batched transaction (or an ORM call that opens one: "
                 "get_or_create, bulk_create, ...)"
@@ -155,7 +161,8 @@ def batched_transaction() -> Iterator[None]:
     the transaction, as in a nested atomic block. An outermost batch keeps Django in autocommit
     while the server holds the transaction, so inside one: no transaction.atomic(), nor the ORM
     calls that open one (get_or_create, update_or_create, bulk_create, most deletes), refused
-    with TransactionManagementError before they send anything; no select_for_update() (Django
+    with TransactionManagementError before they send anything (in a savepoint batch too, where
+    they would work, so that tests meet what production does); no select_for_update() (Django
     refuses it in autocommit); and transaction.on_commit() runs its function at once. Elsewhere
     (SQLite, DATABASE_PREPARED_STATEMENTS off) this is transaction.atomic().
     """
@@ -166,12 +173,13 @@ def batched_transaction() -> Iterator[None]:
     if _current_batch() is not None:
         raise TransactionManagementError("batched transactions do not nest")
     outermost = connection.get_autocommit() and not connection.in_atomic_block
+    depth = len(connection.atomic_blocks)
     if outermost:
-        batch = _Batch(True, "BEGIN", "COMMIT", "ROLLBACK")
+        batch = _Batch(True, depth, "BEGIN", "COMMIT", "ROLLBACK")
     else:
         name = f"batch_{next(_savepoint_numbers)}"
         undo = f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
-        batch = _Batch(False, f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", undo)
+        batch = _Batch(False, depth, f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", undo)
     connections[DEFAULT_DB_ALIAS].__dict__["_batch"] = batch
     try:
         with connection.execute_wrapper(batch.before_other_statements):
@@ -189,10 +197,17 @@ def batched_transaction() -> Iterator[None]:
                     batch.send(cursor)
     except BaseException:
         if batch.opened and not batch.closed:
-            _undo(batch, outermost=outermost)
+            _undo(batch)
         raise
     finally:
         connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)
+        if outermost and not _idle():
+            connection.close()  # whatever happened (an interrupted undo), no request may inherit the transaction
+
+
+def _idle() -> bool:
+    driver = connection.connection
+    return driver is None or driver.closed or driver.info.transaction_status == TRANSACTION_STATUS_IDLE
 
 
 def batches_round_trips() -> bool:
@@ -200,14 +215,16 @@ def batches_round_trips() -> bool:
     return connection.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS
 
 
-def _undo(batch: _Batch, *, outermost: bool) -> None:
+def _undo(batch: _Batch) -> None:
     batch.waiting.clear()
+    if connection.connection is None or connection.connection.closed:
+        return  # the server ended the session, and the transaction with it: the original error stands
     try:
         with connection.cursor() as cursor:
             batch.sending = True
             cursor.execute(batch.undo)
-    except DatabaseError:
-        if outermost:
+    except Error:
+        if batch.outermost:
             connection.close()  # a connection that may still hold the transaction must not serve the next request
     finally:
         batch.sending = False

@@ -1,7 +1,10 @@
 """Sign-in and code requests send BEGIN and COMMIT with their statements: fewer round trips, same transactions."""
 
+from collections import Counter
+
+import psycopg2
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -15,7 +18,7 @@ from project.prepared_statements import (
     fetch_prepared,
     run_prepared,
 )
-from tests.conftest import code_sent_to
+from tests.conftest import code_sent_to, run_concurrently
 
 # Transactional: outside a test's wrapping transaction, a batch is the outermost transaction.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -107,19 +110,64 @@ def test_an_orm_statement_inside_runs_in_the_transaction_after_what_waits(rows):
     assert rows() == []  # and it was in the transaction that the error undid
 
 
-@pytest.mark.parametrize("inside", ["prepared", "orm"])
+def run_inside(inside: str) -> None:
+    if inside == "fetch":
+        fetch_prepared("tests_insert", INSERT, [2], many=False)
+    elif inside == "run":
+        run_prepared("tests_insert", INSERT, [2])
+    elif inside == "run, not yet prepared":
+        run_prepared("tests_insert_again", INSERT + " ", [2])  # its PREPARE would go out first
+    else:
+        User.objects.get_or_create(phone=PHONE)
+
+
+INSIDE = ["fetch", "run", "run, not yet prepared", "orm"]
+
+
+@pytest.mark.parametrize("inside", INSIDE)
 def test_atomic_inside_an_outermost_batch_is_refused_before_it_sends_anything(rows, inside):
+    fetch_prepared("tests_insert", INSERT, [0], many=False)
     with pytest.raises(TransactionManagementError), batched_transaction():
         fetch_prepared("tests_insert", INSERT, [1], many=False)
         with transaction.atomic():
-            if inside == "prepared":
-                fetch_prepared("tests_insert", INSERT, [2], many=False)
-            else:
-                User.objects.get_or_create(phone=PHONE)
+            run_inside(inside)
+        fetch_prepared("tests_insert", INSERT, [3], many=False)
 
     assert idle()
-    assert rows() == []  # the batch's own statement too: its transaction was rolled back
+    assert rows() == [0]  # the batch's own statements too: its transaction was rolled back
     assert not User.objects.filter(phone=PHONE).exists()
+
+
+@pytest.mark.parametrize("inside", INSIDE)
+def test_atomic_inside_a_savepoint_batch_is_refused_too(rows, inside):
+    # Tests run inside a transaction, where a batch is a savepoint and an atomic block would work:
+    # refused all the same, so that a test meets what production would.
+    with transaction.atomic():
+        fetch_prepared("tests_insert", INSERT, [0], many=False)
+        with pytest.raises(TransactionManagementError), batched_transaction():
+            fetch_prepared("tests_insert", INSERT, [1], many=False)
+            with transaction.atomic():
+                run_inside(inside)
+
+    assert rows() == [0]
+    assert not User.objects.filter(phone=PHONE).exists()
+
+
+def test_a_connection_lost_inside_a_batch_raises_its_own_error_and_is_replaced(rows):
+    fetch_prepared("tests_insert", INSERT, [0], many=False)
+    backend = connection.connection.info.backend_pid
+    other = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with pytest.raises(OperationalError), batched_transaction():
+            fetch_prepared("tests_insert", INSERT, [1], many=False)
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+            fetch_prepared("tests_insert", INSERT, [2], many=False)
+    finally:
+        other.close()
+    connection.close_if_unusable_or_obsolete()  # the end of the request
+
+    assert rows() == [0]
 
 
 def test_a_statement_with_no_parameters_can_wait(rows):
@@ -173,6 +221,23 @@ def test_a_parameter_the_driver_cannot_send_leaves_no_transaction_open(rows):
 
     assert idle()
     assert rows() == []
+
+
+def test_simultaneous_first_sign_ins_with_one_real_code_create_one_account(outbox, settings):
+    settings.AUTH_IP_RATE = "off"
+    assert APIClient().post("/api/v1/auth/code/", {"phone": PHONE}, format="json").status_code == 200
+    code = code_sent_to(outbox, PHONE)
+
+    def sign_in(_):
+        reply = APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": code}, format="json")
+        return reply.status_code, reply.json().get("code"), reply.json().get("created"), idle()
+
+    # Each checks once in a batch, finds no account, lets go of the lock and checks again in atomic().
+    results = Counter(run_concurrently(8, sign_in))
+
+    assert results == {(200, None, True, True): 1, (400, "code_expired", None, True): 7}
+    assert User.objects.filter(phone=PHONE).count() == 1
+    assert OutstandingToken.objects.filter(user__phone=PHONE).count() == 1
 
 
 def test_signing_in_with_an_account_is_two_round_trips(settings):
