@@ -103,7 +103,6 @@ class _Batch:
         if statement is not None:
             parts.append(statement)
             values += params or []
-        self.refuse_inside_atomic()
         # Composed first, so that a parameter the driver cannot adapt fails before anything is sent.
         with connection.wrap_database_errors:
             query = cursor.mogrify("; ".join(parts), values)
@@ -186,7 +185,7 @@ def batched_transaction() -> Iterator[None]:
             yield
             if not batch.closed and (batch.opened or batch.waiting):
                 if (
-                    outermost
+                    batch.outermost
                     and batch.opened
                     and connection.connection.info.transaction_status != TRANSACTION_STATUS_INTRANS
                 ):
@@ -201,13 +200,16 @@ def batched_transaction() -> Iterator[None]:
         raise
     finally:
         connections[DEFAULT_DB_ALIAS].__dict__.pop("_batch", None)
-        if outermost and not _idle():
+        if batch.outermost and not _idle():
             connection.close()  # whatever happened (an interrupted undo), no request may inherit the transaction
 
 
 def _idle() -> bool:
-    driver = connection.connection
-    return driver is None or driver.closed or driver.info.transaction_status == TRANSACTION_STATUS_IDLE
+    return _session_gone() or connection.connection.info.transaction_status == TRANSACTION_STATUS_IDLE
+
+
+def _session_gone() -> bool:
+    return connection.connection is None or bool(connection.connection.closed)
 
 
 def batches_round_trips() -> bool:
@@ -217,7 +219,7 @@ def batches_round_trips() -> bool:
 
 def _undo(batch: _Batch) -> None:
     batch.waiting.clear()
-    if connection.connection is None or connection.connection.closed:
+    if _session_gone():
         return  # the server ended the session, and the transaction with it: the original error stands
     try:
         with connection.cursor() as cursor:
