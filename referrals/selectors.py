@@ -40,24 +40,18 @@ class Profile:
 
 
 # The hottest read of the service, so one round trip and no ORM compilation: the user, the
-# inviter and the 100 newest invitees (an index range scan on referral_invitees_newest) together.
-# A prepared statement: planning it took longer than running it. The limit is a constant so
-# that PostgreSQL settles on the generic plan (with a parameter it kept re-planning).
-PROFILE_SQL = f"""
+# inviter and the 100 newest invitees' phones, which the database keeps on the user's referral row
+# (migration referrals/0005: reading them through the invitees took 100 lookups). A prepared
+# statement: planning it took longer than running it.
+PROFILE_SQL = """
 SELECT u.id, u.phone, u.first_name, u.last_name, u.date_joined, u.is_active, r.invite_code,
        (SELECT ir.invite_code FROM referrals_referral ir WHERE ir.user_id = r.invited_by_id),
        (SELECT iu.phone FROM accounts_user iu WHERE iu.id = r.invited_by_id),
-       r.activated_at, r.invitees_count,
-       ARRAY(
-           SELECT nu.phone FROM referrals_referral n JOIN accounts_user nu ON nu.id = n.user_id
-           WHERE n.invited_by_id = r.user_id
-           ORDER BY n.activated_at DESC, n.user_id DESC
-           LIMIT {PROFILE_INVITEES}
-       )
+       r.activated_at, r.invitees_count, r.recent_invitees
 FROM referrals_referral r
 JOIN accounts_user u ON u.id = r.user_id
 WHERE r.user_id = $1
-"""  # noqa: S608 - PROFILE_INVITEES is a module constant, not input
+"""
 
 
 def get_profile(*, user_id: int) -> Profile:
