@@ -40,14 +40,15 @@ class Profile:
 
 
 # The hottest read of the service, so one round trip and no ORM compilation: the user, the
-# inviter and the 100 newest invitees' phones, which the database keeps on the user's referral row
+# inviter and the 100 newest invitees' phones, which the database keeps for each inviter
 # (migration referrals/0005: reading them through the invitees took 100 lookups). A prepared
 # statement: planning it took longer than running it.
 PROFILE_SQL = """
 SELECT u.id, u.phone, u.first_name, u.last_name, u.date_joined, u.is_active, r.invite_code,
        (SELECT ir.invite_code FROM referrals_referral ir WHERE ir.user_id = r.invited_by_id),
        (SELECT iu.phone FROM accounts_user iu WHERE iu.id = r.invited_by_id),
-       r.activated_at, r.invitees_count, r.recent_invitees
+       r.activated_at, r.invitees_count,
+       coalesce((SELECT ri.phones FROM referrals_recent_invitees ri WHERE ri.inviter_id = r.user_id), '{}')
 FROM referrals_referral r
 JOIN accounts_user u ON u.id = r.user_id
 WHERE r.user_id = $1

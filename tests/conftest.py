@@ -1,5 +1,6 @@
 import re
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -103,6 +104,22 @@ def run_concurrently(count, work):
     for thread in threads:
         thread.join()
     return results
+
+
+def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1):
+    """Until `queries` sessions of this database wait for a lock."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            # Cleared each time: inside a transaction PostgreSQL keeps showing its first look at the view.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0] >= queries:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"fewer than {queries} queries ever waited on a lock")
 
 
 def is_postgres():

@@ -3,10 +3,11 @@ deletions, at the same time too. On PostgreSQL the database keeps them on the re
 (migration referrals/0005); each test also checks every kept list against the invitees themselves."""
 
 import threading
-import time
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from referrals.models import Referral
 from referrals.selectors import PROFILE_INVITEES, _profile_row_orm
-from tests.conftest import run_concurrently
+from tests.conftest import run_concurrently, wait_until_a_query_waits_on_a_lock
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,9 +45,13 @@ def every_kept_list_is_true(transactional_db):  # checked before the test's rows
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT r.user_id FROM referrals_referral r WHERE r.recent_invitees IS DISTINCT FROM ARRAY("
+                "SELECT r.user_id FROM referrals_referral r"
+                " LEFT JOIN referrals_recent_invitees ri ON ri.inviter_id = r.user_id"
+                " WHERE coalesce(ri.phones, '{}') IS DISTINCT FROM ARRAY("
                 " SELECT u.phone FROM referrals_referral n JOIN accounts_user u ON u.id = n.user_id"
-                " WHERE n.invited_by_id = r.user_id ORDER BY n.activated_at DESC, n.user_id DESC LIMIT %s)",
+                " WHERE n.invited_by_id = r.user_id ORDER BY n.activated_at DESC, n.user_id DESC LIMIT %s)"
+                " UNION ALL SELECT inviter_id FROM referrals_recent_invitees"
+                " WHERE inviter_id NOT IN (SELECT user_id FROM referrals_referral)",
                 [PROFILE_INVITEES],
             )
             assert cursor.fetchall() == []
@@ -100,7 +105,7 @@ def test_a_deleted_invitee_leaves_and_the_next_oldest_moves_up(authed, make_user
     assert phones == [f"+7912{i:07d}" for i in range(PROFILE_INVITEES - 1, -1, -1)]
 
 
-def test_a_deleted_inviter_leaves_invitees_with_empty_lists_of_their_own(authed, make_user):
+def test_a_deleted_inviter_leaves_their_invitees_own_lists_as_they_were(authed, make_user):
     inviter, invitee = make_user(), make_user()
     activate(authed, invitee, code_of(inviter))
     make_invitees(invitee, 3)
@@ -114,7 +119,6 @@ def test_a_deleted_inviter_leaves_invitees_with_empty_lists_of_their_own(authed,
 
 
 def test_saving_a_referral_loaded_before_an_activation_keeps_the_new_invitee(authed, make_user):
-    # The list is not on the model, so an old copy of the row saved back cannot bring back an old list.
     inviter, invitee = make_user(), make_user("+79110000002")
     loaded = Referral.objects.get(user=inviter)
     activate(authed, invitee, code_of(inviter))
@@ -166,61 +170,132 @@ def _in_another_thread(work):
     return thread, errors
 
 
-def _wait_until_blocked(sessions: int) -> None:
-    """Until `sessions` sessions wait for a lock (at most 5 seconds)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            if cursor.fetchone()[0] >= sessions:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the other session never waited for the lock")
+def while_under_way(first, then, *, waiting=1):
+    """`first` in a transaction of another connection, kept open until `waiting` sessions wait for
+    a lock; `then` meanwhile, here. Both must finish without an error: neither may need to wait for
+    the other in a way that stalls, nor deadlock."""
+    done = threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            first()
+            done.set()
+            wait_until_a_query_waits_on_a_lock(queries=waiting)
+
+    thread, errors = _in_another_thread(hold)
+    assert done.wait(5)
+    then()
+    thread.join()
+    assert errors == []
+
+
+def set_inviter(user, inviter):
+    referral = Referral.objects.select_for_update().get(user=user)
+    referral.invited_by_id, referral.activated_at = inviter.pk, timezone.now()
+    referral.save(update_fields=["invited_by", "activated_at"])
+
+
+def set_phone(user, phone):
+    User.objects.filter(pk=user.pk).update(phone=phone)
 
 
 @pytest.mark.postgres
 def test_a_phone_changed_while_its_owner_s_activation_is_under_way(authed, make_user):
-    # The activation rebuilds the list with the old phone; the phone's change, committed after it,
-    # must wait for the activation and rebuild the list again. Read before the activation
-    # committed, the invitee had no inviter yet and nothing would have been rebuilt.
+    # The activation rebuilt the list with the old phone, and the change, reading no inviter yet,
+    # would rebuild nothing: it must wait for the activation, then rebuild.
     inviter, invitee = make_user(), make_user("+79110000002")
-    activated = threading.Event()
 
-    def activation():
-        with transaction.atomic():
-            referral = Referral.objects.select_for_update().get(user=invitee)
-            referral.invited_by_id, referral.activated_at = inviter.pk, timezone.now()
-            referral.save(update_fields=["invited_by", "activated_at"])
-            activated.set()
-            _wait_until_blocked(1)
+    while_under_way(lambda: set_inviter(invitee, inviter), lambda: set_phone(invitee, "+79110000079"))
 
-    thread, errors = _in_another_thread(activation)
-    assert activated.wait(5)
-    User.objects.filter(pk=invitee.pk).update(phone="+79110000079")
-    thread.join()
-
-    assert errors == []
     assert listed(authed, inviter) == ["+79110000079"]
 
 
 @pytest.mark.postgres
 def test_an_activation_while_its_user_s_phone_change_is_under_way(authed, make_user):
     inviter, invitee = make_user(), make_user("+79110000002")
-    changed = threading.Event()
 
-    def phone_change():
-        with transaction.atomic():
-            User.objects.filter(pk=invitee.pk).update(phone="+79110000080")
-            changed.set()
-            _wait_until_blocked(1)
+    while_under_way(lambda: set_phone(invitee, "+79110000080"), lambda: activate(authed, invitee, code_of(inviter)))
 
-    thread, errors = _in_another_thread(phone_change)
-    assert changed.wait(5)
-    activate(authed, invitee, code_of(inviter))
+    assert listed(authed, inviter) == ["+79110000080"]
+
+
+@pytest.mark.postgres
+def test_two_invitees_phones_changed_at_once_both_show(authed, make_user):
+    # The second rebuild waits for the first's lock, then reads: a rebuild that read before the
+    # wait would put back the first invitee's old phone.
+    inviter, first, second = make_user(), make_user("+79110000002"), make_user("+79110000003")
+    for invitee in (first, second):
+        activate(authed, invitee, code_of(inviter))
+
+    while_under_way(lambda: set_phone(first, "+79110000081"), lambda: set_phone(second, "+79110000082"))
+
+    assert listed(authed, inviter) == ["+79110000082", "+79110000081"]
+
+
+@pytest.mark.postgres
+def test_a_phone_changed_while_a_row_with_its_inviter_is_inserted(authed, make_user):
+    inviter, invitee = make_user(), make_user("+79110000002")
+    Referral.objects.filter(user=invitee).delete()
+
+    def insert():
+        Referral.objects.bulk_create(
+            [Referral(user=invitee, invite_code="QQQQQQ", invited_by_id=inviter.pk, activated_at=timezone.now())]
+        )
+
+    while_under_way(insert, lambda: set_phone(invitee, "+79110000083"))
+
+    assert listed(authed, inviter) == ["+79110000083"]
+
+
+@pytest.mark.postgres
+def test_an_activation_and_a_phone_change_queued_behind_the_tree_s_root_both_go_through(authed, make_user):
+    # Another activation in the tree holds the root; behind it, an activation of the invitee's code
+    # (which locks the root, then the invitee's row) and a change of the invitee's phone (which
+    # rebuilds the root's list). Neither may hold what the other waits for.
+    root, invitee, newcomer = make_user(), make_user("+79110000002"), make_user("+79110000004")
+    activate(authed, invitee, code_of(root))
+    queued = []
+
+    def queue_behind_the_root():
+        thread, errors = _in_another_thread(lambda: activate(authed, newcomer, code_of(invitee)))
+        queued.append((thread, errors))
+        wait_until_a_query_waits_on_a_lock()
+        set_phone(invitee, "+79110000084")
+
+    while_under_way(lambda: Referral.objects.select_for_update().get(user=root), queue_behind_the_root, waiting=2)
+    thread, errors = queued[0]
     thread.join()
 
     assert errors == []
-    assert listed(authed, inviter) == ["+79110000080"]
+    assert listed(authed, root) == ["+79110000084"]
+    assert listed(authed, invitee) == ["+79110000004"]
+
+
+def test_an_inviter_s_row_inserted_after_its_invitees_rows_gets_their_list(authed, make_user):
+    # The inviter key is checked at commit, so rows may come in any order (loaddata, a restore).
+    inviter, invitee = make_user(), make_user("+79110000002")
+    code = code_of(inviter)
+    with transaction.atomic():
+        Referral.objects.filter(user=inviter).delete()
+        Referral.objects.filter(user=invitee).update(invited_by_id=inviter.pk, activated_at=timezone.now())
+        Referral.objects.create(user=inviter, invite_code=code)
+
+    assert listed(authed, inviter) == ["+79110000002"]
+
+
+@pytest.mark.postgres
+def test_migrating_a_database_that_has_invitees_fills_their_lists(authed, make_user):
+    inviter, invitee = make_user(), make_user("+79110000002")
+    activate(authed, invitee, code_of(inviter))
+    executor = MigrationExecutor(connection)
+    executor.migrate([("referrals", "0004_inviter_key_sets_null_on_delete")])
+    try:
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    finally:
+        call_command("migrate", verbosity=0)  # whatever happened, the next tests get the whole schema
+
+    assert listed(authed, inviter) == ["+79110000002"]
 
 
 @pytest.mark.postgres
@@ -231,5 +306,6 @@ def test_the_database_keeps_the_lists():
             "referrals_recent_invitees_deleted",
             "referrals_recent_invitees_inserted",
             "referrals_recent_invitees_phone_changed",
+            "referrals_recent_invitees_truncated",
             "referrals_recent_invitees_updated",
         ]

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from referrals.models import Referral
 from referrals.services import activate_invite_code
-from tests.conftest import run_concurrently
+from tests.conftest import run_concurrently, wait_until_a_query_waits_on_a_lock
 from tests.referral_graph import assert_forest, inviter_map
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,19 +96,6 @@ def test_concurrent_activations_wait_on_any_database(make_user):
 
     assert [status for status, _ in results] == [200] * 6
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 6
-
-
-def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1):
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            # Cleared each time: inside a transaction PostgreSQL keeps showing its first look at the view.
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            if cursor.fetchone()[0] >= queries:
-                return
-            time.sleep(0.02)
-    raise AssertionError(f"fewer than {queries} queries ever waited on a lock")
 
 
 @pytest.mark.postgres
