@@ -295,11 +295,15 @@ def test_the_database_itself_uncounts_deleted_invitees():
     # A migration that rebuilds the table on SQLite would drop the trigger without a word.
     if connection.vendor == "postgresql":
         sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'referrals_referral'::regclass AND NOT tgisinternal"
+        # Beside it, the profile's newest invitees' (tests/test_recent_invitees.py).
+        others = ["referrals_recent_invitees_deleted", "referrals_recent_invitees_inserted"]
+        others += ["referrals_recent_invitees_truncated", "referrals_recent_invitees_updated"]
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'referrals_referral'"
+        others = []
     with connection.cursor() as cursor:
-        cursor.execute(sql)
-        assert ("referrals_uncount_invitee",) in cursor.fetchall()
+        cursor.execute(sql + " ORDER BY 1")
+        assert [name for (name,) in cursor.fetchall()] == [*others, "referrals_uncount_invitee"]
 
 
 @pytest.mark.postgres
