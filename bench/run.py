@@ -145,8 +145,10 @@ def worker_options() -> list[str]:
 
 
 def start_gunicorn(
-    env: dict[str, str], log_path: Path, *, cpus: set[int] | None = None
+    env: dict[str, str], log_path: Path, *, cpus: set[int] | None = None, root: Path = ROOT
 ) -> tuple[subprocess.Popen, str]:
+    """Gunicorn serving the code in `root` (this checkout, or another commit's worktree), with this
+    checkout's worker options."""
     # Gunicorn inherits an already listening socket on a free port: no race for the port.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -157,7 +159,7 @@ def start_gunicorn(
     with log_path.open("wb") as log:
         server = subprocess.Popen(  # noqa: S603  (our own fixed command line)
             [*command, "project.wsgi:application"],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -104,6 +104,30 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
     assert [m[1] for m in measured] == IN_PROCESS_NAMES
     assert all(float(m[2]) > 0 for m in measured), in_process.stdout
 
+    # This checkout against a commit (itself here), each under its own gunicorn, on the same database.
+    worktrees = ["git", "worktree", "list"]
+    before = subprocess.run(worktrees, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    command = [sys.executable, "-m", "bench.side_by_side", "HEAD", "--only", "me", "--rounds", "2", "--seconds", "1"]
+    side_by_side = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert side_by_side.returncode == 0, side_by_side.stdout + side_by_side.stderr
+    sides = side_by_side.stdout.split("== ")[1:]
+    assert [side.splitlines()[0].split(" (")[0] for side in sides] == ["HEAD", "this checkout"], side_by_side.stdout
+    for side in sides:
+        rates = [LINE.match(line) for line in side.splitlines()[1:3]]
+        assert all(rates) and [f"{m[1]} {m[2]}" for m in rates] == LABELS[:2], side_by_side.stdout
+        assert all(int(m[3]) > 0 for m in rates), side_by_side.stdout
+        assert all(CPU_LINE.match(line) for line in side.splitlines()[3:5]), side_by_side.stdout
+    after = subprocess.run(worktrees, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert after == before  # the other side's worktree is gone
+
+
+def test_side_by_side_refuses_a_revision_that_names_no_commit():
+    command = [sys.executable, "-m", "bench.side_by_side", "--only", "me", "no-such-revision"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 2
+    assert "'no-such-revision' names no commit here" in done.stderr
+
 
 @needs_wrk
 @pytest.mark.postgres

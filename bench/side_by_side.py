@@ -1,0 +1,110 @@
+"""This checkout and another commit side by side, each under its own gunicorn: for changes within a run's noise.
+
+Both servers run at once against the database the last `make bench` left (BENCH_DATABASE, on the
+server of DATABASE_URL), with the settings and worker options of `make bench`, the other commit's
+code from a temporary git worktree and the packages installed here. Each endpoint is driven against
+one server and then the other with wrk, round after round, the order swapping every round, so that
+a faster or slower spell of the shared machine falls on both alike. A full run compares endpoints
+with the ceiling of the same moment; this compares the same endpoint before and after.
+
+    .venv/bin/python -m bench.side_by_side HEAD~1 --only me,floor --rounds 6 --seconds 4
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.run import (
+    ROOT,
+    Tally,
+    database_urls,
+    endpoints,
+    measure,
+    server_environment,
+    setting,
+    start_gunicorn,
+)
+
+# The names bench.in_process uses, for `--only`; the ceiling always runs, as every ratio's reference.
+NAMES = {
+    "ceiling": "GET /bench/ceiling/",
+    "me": "GET /api/v1/me/",
+    "invitees": "GET /api/v1/me/invitees/",
+    "deep": "GET /api/v1/me/invitees/?cursor=deep",
+    "code": "POST /api/v1/auth/code/",
+    "code-new-phone": "POST /api/v1/auth/code/ (new phone)",
+    "token": "POST /api/v1/auth/token/",
+    "invite": "POST /api/v1/me/invite/",
+    "invite-code": "GET /api/v1/invite-codes/{code}/",
+    "floor": "GET /bench/floor/",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("commit", help="the other side: any git revision (HEAD~1, a branch, a hash)")
+    parser.add_argument("--only", help=f"endpoints besides the ceiling, comma-separated: {', '.join(NAMES)}")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=4, help="per endpoint, server and round")
+    args = parser.parse_args()
+    wanted = set(args.only.split(",")) if args.only else set(NAMES)
+    if wanted - set(NAMES):
+        parser.error(f"unknown endpoints {sorted(wanted - set(NAMES))}; known: {', '.join(NAMES)}")
+    labels = {NAMES[name] for name in wanted | {"ceiling"}}
+    env = server_environment(database_urls(os.environ.get("BENCH_DATABASE") or "referrals_bench")[1])
+    connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
+    invitees = setting("BENCH_INVITEES", 100_000)
+    # git with argument lists, no shell; the revision is resolved to a hash first, so that it can
+    # never be read as an option.
+    git = ["git", "-C", str(ROOT)]
+    resolve = [*git, "rev-parse", "--verify", "--quiet", f"{args.commit}^{{commit}}"]
+    commit = subprocess.run(resolve, capture_output=True, text=True, check=False).stdout.strip()  # noqa: S603
+    if not commit:
+        parser.error(f"{args.commit!r} names no commit here")
+    sides = {f"{args.commit} ({commit[:9]})": None, "this checkout": ROOT}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        other = Path(scratch) / "other"
+        subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(other), commit], check=True)  # noqa: S603
+        servers = []
+        try:
+            for index, (side, root) in enumerate(sides.items()):
+                server, base = start_gunicorn(env, Path(scratch) / f"gunicorn{index}.log", root=root or other)
+                servers.append(server)
+                measured = [endpoint for endpoint in endpoints(base, invitees=invitees) if endpoint.label in labels]
+                sides[side] = (server, base, measured, [Tally() for _ in measured])
+            for round_ in range(args.rounds):
+                for server, base, measured, tallies in list(sides.values())[:: 1 if round_ % 2 == 0 else -1]:
+                    for endpoint, tally in zip(measured, tallies, strict=True):
+                        measure(
+                            base,
+                            endpoint,
+                            tally,
+                            seconds=args.seconds,
+                            connections=connections,
+                            threads=threads,
+                            server_pid=server.pid,
+                        )
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+            subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=False)  # noqa: S603
+
+    failed = False
+    for side, (_server, _base, measured, tallies) in sides.items():
+        results = [tally.result(endpoint.label) for endpoint, tally in zip(measured, tallies, strict=True)]
+        print(f"== {side}")
+        print("\n".join(result.line(results[0].rps) for result in results))
+        print("\n".join(result.cpu_line() for result in results))
+        failed |= any(result.non2xx or result.socket_errors for result in results)
+    if failed:
+        print("some answers were not 2xx, or wrk saw socket errors: no comparison", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
