@@ -46,6 +46,7 @@ REPORT_START, REPORT_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 @dataclass(frozen=True)
 class Endpoint:
+    name: str  # as bench.in_process names it, for bench.side_by_side's --only
     label: str
     method: str
     path: str
@@ -222,14 +223,23 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
     cursor = deep_cursor(base, inviter, invitees=invitees)
     phones = ",".join(test_phone(i) for i in range(3, TEST_PHONES))
     return [
-        Endpoint("GET /bench/ceiling/", "GET", "/bench/ceiling/"),
-        Endpoint("GET /api/v1/me/", "GET", "/api/v1/me/", token=inviter),
-        Endpoint("GET /api/v1/me/invitees/", "GET", "/api/v1/me/invitees/", token=inviter),
-        Endpoint("GET /api/v1/me/invitees/?cursor=deep", "GET", f"/api/v1/me/invitees/?cursor={cursor}", token=inviter),
-        Endpoint("POST /api/v1/auth/code/", "POST", "/api/v1/auth/code/", body='{"phone": "{phone}"}', phones=phones),
+        Endpoint("ceiling", "GET /bench/ceiling/", "GET", "/bench/ceiling/"),
+        Endpoint("me", "GET /api/v1/me/", "GET", "/api/v1/me/", token=inviter),
+        Endpoint("invitees", "GET /api/v1/me/invitees/", "GET", "/api/v1/me/invitees/", token=inviter),
+        Endpoint(
+            "deep",
+            "GET /api/v1/me/invitees/?cursor=deep",
+            "GET",
+            f"/api/v1/me/invitees/?cursor={cursor}",
+            token=inviter,
+        ),
+        Endpoint(
+            "code", "POST /api/v1/auth/code/", "POST", "/api/v1/auth/code/", body='{"phone": "{phone}"}', phones=phones
+        ),
         # A phone that is not a test phone, new each time (one code a minute per phone): the whole
         # path of a real request; the console backend logs the SMS at INFO, below the run's LOG_LEVEL.
         Endpoint(
+            "code-new-phone",
             "POST /api/v1/auth/code/ (new phone)",
             "POST",
             "/api/v1/auth/code/",
@@ -237,6 +247,7 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
             phones=f"new:{NEW_PHONE_PREFIX}",
         ),
         Endpoint(
+            "token",
             "POST /api/v1/auth/token/",
             "POST",
             "/api/v1/auth/token/",
@@ -244,15 +255,16 @@ def endpoints(base: str, *, invitees: int) -> list[Endpoint]:
             phones=phones,
         ),
         Endpoint(
+            "invite",
             "POST /api/v1/me/invite/",
             "POST",
             "/api/v1/me/invite/",
             token=retrying,
             body=json.dumps({"invite_code": activated_code}),
         ),
-        Endpoint("GET /api/v1/invite-codes/{code}/", "GET", f"/api/v1/invite-codes/{own_code}/"),
+        Endpoint("invite-code", "GET /api/v1/invite-codes/{code}/", "GET", f"/api/v1/invite-codes/{own_code}/"),
         # A reference, not an endpoint of the API: DRF, the access-token check and one trivial query.
-        Endpoint("GET /bench/floor/", "GET", "/bench/floor/", token=inviter),
+        Endpoint("floor", "GET /bench/floor/", "GET", "/bench/floor/", token=inviter),
     ]
 
 

@@ -28,32 +28,18 @@ from bench.run import (
     start_gunicorn,
 )
 
-# The names bench.in_process uses, for `--only`; the ceiling always runs, as every ratio's reference.
-NAMES = {
-    "ceiling": "GET /bench/ceiling/",
-    "me": "GET /api/v1/me/",
-    "invitees": "GET /api/v1/me/invitees/",
-    "deep": "GET /api/v1/me/invitees/?cursor=deep",
-    "code": "POST /api/v1/auth/code/",
-    "code-new-phone": "POST /api/v1/auth/code/ (new phone)",
-    "token": "POST /api/v1/auth/token/",
-    "invite": "POST /api/v1/me/invite/",
-    "invite-code": "GET /api/v1/invite-codes/{code}/",
-    "floor": "GET /bench/floor/",
-}
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commit", help="the other side: any git revision (HEAD~1, a branch, a hash)")
-    parser.add_argument("--only", help=f"endpoints besides the ceiling, comma-separated: {', '.join(NAMES)}")
+    parser.add_argument(
+        "--only", help="endpoints besides the ceiling, comma-separated, named as bench.in_process names them"
+    )
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=4, help="per endpoint, server and round")
     args = parser.parse_args()
-    wanted = set(args.only.split(",")) if args.only else set(NAMES)
-    if wanted - set(NAMES):
-        parser.error(f"unknown endpoints {sorted(wanted - set(NAMES))}; known: {', '.join(NAMES)}")
-    labels = {NAMES[name] for name in wanted | {"ceiling"}}
+    # The ceiling always runs: every ratio's reference.
+    wanted = set(args.only.split(",")) | {"ceiling"} if args.only else None
     env = server_environment(database_urls(os.environ.get("BENCH_DATABASE") or "referrals_bench")[1])
     connections, threads = setting("BENCH_CONNECTIONS", 8), setting("BENCH_THREADS", 2)
     invitees = setting("BENCH_INVITEES", 100_000)
@@ -74,7 +60,12 @@ def main() -> int:
             for index, (side, root) in enumerate(sides.items()):
                 server, base = start_gunicorn(env, Path(scratch) / f"gunicorn{index}.log", root=root or other)
                 servers.append(server)
-                measured = [endpoint for endpoint in endpoints(base, invitees=invitees) if endpoint.label in labels]
+                served = endpoints(base, invitees=invitees)
+                unknown = (wanted or set()) - {endpoint.name for endpoint in served}
+                if unknown:  # known only once the endpoints are built; the finally below cleans up
+                    known = ", ".join(endpoint.name for endpoint in served)
+                    parser.error(f"unknown endpoints {sorted(unknown)}; known: {known}")
+                measured = [endpoint for endpoint in served if wanted is None or endpoint.name in wanted]
                 sides[side] = (server, base, measured, [Tally() for _ in measured])
             for round_ in range(args.rounds):
                 for server, base, measured, tallies in list(sides.values())[:: 1 if round_ % 2 == 0 else -1]:
