@@ -6,7 +6,9 @@ datetimes itself. The bytes are DRF's for every reply this API sends (tests comp
 UTC as "Z", compact, UTF-8, U+2028/U+2029 escaped. Types orjson does not write itself (lazy
 translations, Decimal, ...) go through DRF's own encoder; what orjson refuses (integers past
 64 bits, keys that are not strings, dataclasses, aware times, objects DRF cannot encode either)
-is rendered again by DRF, which raises where it would have raised.
+is rendered again by DRF, which raises where it would have raised. JSON that a reply carries as it
+is (orjson.Fragment: the profile's invitees, kept as JSON by PostgreSQL) is written as it is by
+orjson and read back by this module's encoder for DRF's path.
 
 Differences, in values no reply carries: small floats are spelled otherwise (0.00001 for
 1e-05); NaN and infinity are written as null where DRF's strict JSON refuses them; Enum members
@@ -18,7 +20,7 @@ refusal is rendered again empty.
 
 import orjson
 from rest_framework.renderers import JSONRenderer
-from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.utils import encoders
 
 # Dataclasses pass to DRF's encoder, which refuses them: a view that forgets its serializer fails
 # as it does with DRF, instead of sending every field of a selector's result.
@@ -26,7 +28,18 @@ OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_DATACLASS
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 
 
+class JSONEncoder(encoders.JSONEncoder):
+    """DRF's encoder, which also writes JSON that a reply carries as it is (orjson.Fragment)."""
+
+    def default(self, obj):
+        if isinstance(obj, orjson.Fragment):
+            return orjson.loads(orjson.dumps(obj))  # a fragment keeps its text to itself
+        return super().default(obj)
+
+
 class FastJSONRenderer(JSONRenderer):
+    encoder_class = JSONEncoder
+
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
@@ -42,7 +55,7 @@ class FastJSONRenderer(JSONRenderer):
         return rendered
 
     def _drf_defaults(self) -> bool:
-        # What orjson writes: DRF's encoder, UNICODE_JSON, COMPACT_JSON and STRICT_JSON as they ship.
+        # What orjson writes: DRF's encoder (as above), UNICODE_JSON, COMPACT_JSON and STRICT_JSON as they ship.
         return self.encoder_class is JSONEncoder and not self.ensure_ascii and self.compact and self.strict
 
 

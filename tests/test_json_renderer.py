@@ -3,10 +3,13 @@
 import dataclasses
 import datetime
 import decimal
+import json
 import uuid
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
+from django.db import connection
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import JSONRenderer
@@ -70,6 +73,31 @@ PAYLOADS = {
 @pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_same_bytes_as_drf(payload):
     assert FastJSONRenderer().render(payload) == JSONRenderer().render(payload)
+
+
+def with_fragments(payload):
+    """The profile with its invitees as the JSON PostgreSQL keeps (migration referrals/0006)."""
+    return {**payload, "invitees": orjson.Fragment(json.dumps(payload["invitees"], separators=(",", ":")))}
+
+
+@pytest.mark.parametrize("name", ["profile", "integers past 64 bits"])  # orjson's path, and DRF's after a refusal
+def test_json_carried_as_it_is_gives_the_same_bytes_as_drf(name):
+    payload = {**PAYLOADS["profile"], **PAYLOADS[name]}
+
+    assert FastJSONRenderer().render(with_fragments(payload)) == JSONRenderer().render(payload)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresqls_json_of_a_list_is_what_drf_writes():
+    # As migration referrals/0006 keeps the lists, with what JSON escapes or DRF escapes besides.
+    phones = [*PAYLOADS["profile"]["invitees"][:3], 'a"b\\c/d', "\u0001\t\n", "é", "a\u2028b\u2029c", "\x7f"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_json(array_to_json(%s::varchar[]))::text", [phones])
+        (kept,) = cursor.fetchone()
+    payload = {**PAYLOADS["profile"], "invitees": phones}
+
+    assert FastJSONRenderer().render({**payload, "invitees": orjson.Fragment(kept)}) == JSONRenderer().render(payload)
 
 
 @dataclasses.dataclass
@@ -136,4 +164,8 @@ def test_the_api_replies_through_it(api, authed, make_user):
     for reply in replies:
         assert isinstance(reply.accepted_renderer, FastJSONRenderer)
         assert reply["Content-Type"] == "application/json"
-        assert reply.content == JSONRenderer().render(reply.data)
+        assert reply.content == DRFRenderer().render(reply.data)
+
+
+class DRFRenderer(JSONRenderer):
+    encoder_class = renderers.JSONEncoder  # DRF's, which also writes the profile's invitees kept as JSON

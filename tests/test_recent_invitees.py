@@ -1,6 +1,6 @@
 """The profile's 100 newest invitees stay true whatever changes them: activations, phone changes,
 deletions, rows loaded in any order, at the same time too. On PostgreSQL the database keeps them in
-a table of their own (migration referrals/0005); each test also checks every kept list against the
+a table of their own (migrations referrals/0005 and 0006); each test also checks every kept list against the
 invitees themselves."""
 
 import threading
@@ -48,8 +48,8 @@ def every_kept_list_is_true(transactional_db):  # checked before the test's rows
             cursor.execute(
                 "SELECT r.user_id FROM referrals_referral r"
                 " LEFT JOIN referrals_recent_invitees ri ON ri.inviter_id = r.user_id"
-                " WHERE coalesce(ri.phones, '{}') IS DISTINCT FROM ARRAY("
-                " SELECT u.phone FROM referrals_referral n JOIN accounts_user u ON u.id = n.user_id"
+                " WHERE ARRAY(SELECT json_array_elements_text(ri.phones)) IS DISTINCT FROM ARRAY("
+                " SELECT u.phone::text FROM referrals_referral n JOIN accounts_user u ON u.id = n.user_id"
                 " WHERE n.invited_by_id = r.user_id ORDER BY n.activated_at DESC, n.user_id DESC LIMIT %s)"
                 " UNION ALL SELECT inviter_id FROM referrals_recent_invitees"
                 " WHERE inviter_id NOT IN (SELECT user_id FROM referrals_referral)",
@@ -292,8 +292,13 @@ def test_migrating_a_database_that_has_invitees_fills_their_lists(authed, make_u
     inviter, invitee = make_user(), make_user("+79110000002")
     activate(authed, invitee, code_of(inviter))
     executor = MigrationExecutor(connection)
-    executor.migrate([("referrals", "0004_inviter_key_sets_null_on_delete")])
     try:
+        executor.migrate([("referrals", "0005_recent_invitees")])
+        with connection.cursor() as cursor:  # 0006 undone: the lists are arrays again, and filled
+            cursor.execute("SELECT phones FROM referrals_recent_invitees WHERE inviter_id = %s", [inviter.pk])
+            assert cursor.fetchall() == [(["+79110000002"],)]
+        executor.loader.build_graph()
+        executor.migrate([("referrals", "0004_inviter_key_sets_null_on_delete")])
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())
     finally:
@@ -305,6 +310,11 @@ def test_migrating_a_database_that_has_invitees_fills_their_lists(authed, make_u
 @pytest.mark.postgres
 def test_the_database_keeps_the_lists():
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'referrals_recent_invitees'::regclass AND attname = 'phones'"
+        )
+        assert cursor.fetchall() == [("json",)]  # the reply's JSON, sent as it is
         cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'referrals_recent_invitees_%' ORDER BY 1")
         assert [name for (name,) in cursor.fetchall()] == [
             "referrals_recent_invitees_deleted",
