@@ -10,12 +10,12 @@ Workers of the release before that already prepared the profile's statement fail
 migration (its result type changed) until they restart; bin/entrypoint migrates before gunicorn starts.
 """
 
+import importlib
+
 from django.db import migrations
 
-NEWEST_INVITEES = """
-SELECT u.phone FROM referrals_referral n JOIN accounts_user u ON u.id = n.user_id
-WHERE n.invited_by_id = inviter ORDER BY n.activated_at DESC, n.user_id DESC LIMIT 100
-"""
+# The rebuild reads what it read in 0005: that migration's own text, not a copy of it.
+NEWEST_INVITEES = importlib.import_module("referrals.migrations.0005_recent_invitees").NEWEST_INVITEES
 REFRESH_FUNCTION = """
 CREATE OR REPLACE FUNCTION referrals_refresh_recent_invitees(inviters bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
