@@ -57,6 +57,15 @@ class UserAdmin(DjangoUserAdmin):
     # People sign in by SMS code: a password is only needed for staff, so it can be left off.
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "usable_password", "password1", "password2")}),)
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.method == "POST" and getattr(request.resolver_match, "url_name", None) == "accounts_user_change":
+            # save() inserts a row when its UPDATE finds none, so a change saved over a user
+            # deleted meanwhile would bring them back. Read under the row's lock, a deletion under
+            # way is waited for, and the change page then says the user is gone.
+            queryset = queryset.select_for_update(no_key=True, of=("self",))
+        return queryset
+
 
 class SignInRecordAdmin(admin.ModelAdmin):
     """Read-only records of the sign-in limits; deleting a phone's failures lifts its lock."""

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
+from project.deadlocks import retried_on_deadlock
 from referrals.models import Referral
 from referrals.selectors import INVITE_TREE_LIMIT, get_invite_chain, get_invite_tree
 
@@ -97,6 +98,22 @@ class UserAdmin(AccountsUserAdmin):
     def invite_tree(self, user):
         url = reverse("admin:accounts_user_invite_tree", args=[user.pk])
         return format_html('<a href="{}">{}</a>', url, _("Invitees and inviters of this user"))
+
+    # A deletion locks the user's referral row, then their inviter's (the count, the newest
+    # invitees), then the user's row; a phone change locks the user's row, then the inviter's
+    # referral row (the newest invitees' phones). Two staff members doing both at once can
+    # deadlock, and PostgreSQL fails one of them: that one is taken again.
+    @retried_on_deadlock
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @retried_on_deadlock
+    def delete_view(self, request, object_id, extra_context=None):
+        return super().delete_view(request, object_id, extra_context)
+
+    @retried_on_deadlock
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

@@ -4,11 +4,11 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from psycopg2.errorcodes import DEADLOCK_DETECTED
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled
 from accounts.models import User
+from project.deadlocks import is_deadlock
 from project.prepared_statements import fetch_prepared
 from referrals.exceptions import (
     ActivationContended,
@@ -69,7 +69,7 @@ def activate_invite_code(*, user: User, code: str) -> None:
                 return
         except OperationalError as exc:
             # Inside a caller's transaction the locks that deadlocked are still held: give up.
-            if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED or connection.in_atomic_block:
+            if not is_deadlock(exc) or connection.in_atomic_block:
                 raise
             # Deleting a user in the same tree locks that user's row before their inviter's,
             # against this primary-key order, and PostgreSQL failed this side: it rolled back whole.
