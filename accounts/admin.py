@@ -2,10 +2,14 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import router, transaction
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
+
+# The views that read a user and save them: the change page and the password form.
+SAVING_VIEWS = {"accounts_user_change", "auth_user_password_change"}
 
 
 def written_phone_field():
@@ -59,12 +63,17 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if request.method == "POST" and getattr(request.resolver_match, "url_name", None) == "accounts_user_change":
-            # save() inserts a row when its UPDATE finds none, so a change saved over a user
-            # deleted meanwhile would bring them back. Read under the row's lock, a deletion under
-            # way is waited for, and the change page then says the user is gone.
+        if request.method == "POST" and getattr(request.resolver_match, "url_name", None) in SAVING_VIEWS:
+            # save() inserts a row when its UPDATE finds none, so a user saved after another staff
+            # member deleted them would come back. Read under the row's lock, a deletion that has
+            # reached the row is waited for, and the page then finds the user gone.
             queryset = queryset.select_for_update(no_key=True, of=("self",))
         return queryset
+
+    def user_change_password(self, request, id, form_url=""):
+        # Django runs this view outside a transaction, and the row's lock needs one.
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().user_change_password(request, id, form_url)
 
 
 class SignInRecordAdmin(admin.ModelAdmin):

@@ -1,5 +1,7 @@
 """The user admin, widened with referral data; accounts' own admin knows nothing of referrals."""
 
+import functools
+
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value, unquote
 from django.core.exceptions import PermissionDenied
@@ -25,6 +27,26 @@ def referral_of(user: User) -> Referral | None:
 
 def user_change_link(user_id: int, text: str) -> str:
     return format_html('<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[user_id]), text)
+
+
+def retried_admin_write(method):
+    """An admin method taken again when PostgreSQL fails it as a deadlock, without the messages
+    its failed attempt queued: a deadlock can come at COMMIT (the foreign keys' checks take locks
+    there), after the success message."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, *args, **kwargs):
+        queued = getattr(getattr(request, "_messages", None), "_queued_messages", [])
+        kept = len(queued)
+
+        @retried_on_deadlock
+        def attempt():
+            del queued[kept:]
+            return method(self, request, *args, **kwargs)
+
+        return attempt()
+
+    return wrapper
 
 
 admin.site.unregister(User)
@@ -103,15 +125,15 @@ class UserAdmin(AccountsUserAdmin):
     # invitees), then the user's row; a phone change locks the user's row, then the inviter's
     # referral row (the newest invitees' phones). Two staff members doing both at once can
     # deadlock, and PostgreSQL fails one of them: that one is taken again.
-    @retried_on_deadlock
+    @retried_admin_write
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    @retried_on_deadlock
+    @retried_admin_write
     def delete_view(self, request, object_id, extra_context=None):
         return super().delete_view(request, object_id, extra_context)
 
-    @retried_on_deadlock
+    @retried_admin_write
     def delete_queryset(self, request, queryset):
         super().delete_queryset(request, queryset)
 

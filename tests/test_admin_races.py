@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.messages import get_messages
 from django.db import connection, transaction
 from django.db.models.signals import post_delete
@@ -10,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from referrals.admin import UserAdmin
 from referrals.models import Referral
 from referrals.services import activate_invite_code
 from tests.conftest import wait_until_a_query_waits_on_a_lock
@@ -85,17 +87,18 @@ def test_a_phone_changed_while_another_admin_deletes_the_user(make_user, delete,
     receiver = rows_deleted_then_wait_for(referral_deleted)
     post_delete.connect(receiver, sender=Referral, dispatch_uid="tests.admin_races")
     try:
+        # The change waits first: its check must come after the deletion waits too, so it gets a
+        # second; the deletion, waiting last, finds the cycle with any.
         deleting = in_a_thread(
-            lambda: delete(deleter, user),
-            deadlock_timeout="100ms" if failed == "deletion" else "30s",
+            lambda: delete(deleter, user), deadlock_timeout="100ms" if failed == "deletion" else "30s"
         )
         assert referral_deleted.wait(10)
         changing = in_a_thread(
             lambda: changer.post(url, {"phone": "+7 911 000 00 77", "is_active": "on"}),
-            deadlock_timeout="100ms" if failed == "change" else "30s",
+            deadlock_timeout="1s" if failed == "change" else "30s",
         )
         for thread, _outcome in (deleting, changing):
-            thread.join(20)
+            thread.join(60)
     finally:
         post_delete.disconnect(sender=Referral, dispatch_uid="tests.admin_races")
 
@@ -110,19 +113,76 @@ def test_a_phone_changed_while_another_admin_deletes_the_user(make_user, delete,
         assert said_the_user_is_gone(changed["response"])
 
 
-def test_a_change_saved_while_the_user_is_deleted_does_not_bring_them_back(make_user):
+NEW_PASSWORD = "a-long-new-staff-password"
+
+
+@pytest.mark.parametrize(
+    ("page", "data", "gone"),
+    [
+        ("admin:accounts_user_change", {"phone": "+7 911 000 00 77", "is_active": "on"}, said_the_user_is_gone),
+        (
+            "admin:auth_user_password_change",
+            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+            lambda response: response.status_code == 404,
+        ),
+    ],
+)
+def test_a_user_saved_while_being_deleted_does_not_come_back(make_user, page, data, gone):
     user = make_user("+79110000002")
     changer = staff_client(make_user("+79000000002", is_staff=True, is_superuser=True))
-    url = reverse("admin:accounts_user_change", args=[user.pk])
 
-    with transaction.atomic():  # the deletion, still to commit when the change reads the user
+    with transaction.atomic():  # the deletion, still to commit when the page reads the user
         User.objects.get(pk=user.pk).delete()
-        changing = in_a_thread(lambda: changer.post(url, {"phone": "+7 911 000 00 77", "is_active": "on"}))
+        changing = in_a_thread(lambda: changer.post(reverse(page, args=[user.pk]), data))
         wait_until_a_query_waits_on_a_lock()
     changing[0].join(20)
 
     changed = changing[1]
     assert "error" not in changed, changed
-    assert said_the_user_is_gone(changed["response"])
+    assert gone(changed["response"])
     assert not User.objects.filter(pk=user.pk).exists()
-    assert not User.objects.filter(phone="+79110000077").exists()
+    assert not Referral.objects.filter(pk=user.pk).exists()
+
+
+def test_a_change_failed_at_commit_says_it_was_saved_once(make_user, monkeypatch):
+    # Staff member S changes V's phone while X changes S's: V and S share an inviter. S's COMMIT
+    # checks its log entry's key, S's own user row, which X holds while X waits for the inviter's
+    # referral row, which S holds: PostgreSQL fails S at COMMIT, after its success message.
+    inviter, invitee = make_user(), make_user("+79110000002")
+    s = make_user("+79000000001", is_staff=True, is_superuser=True)
+    x = make_user("+79000000009", is_staff=True, is_superuser=True)
+    for user in (s, invitee):
+        activate_invite_code(user=user, code=Referral.objects.get(user=inviter).invite_code)
+    answered = threading.Event()
+    response_change = UserAdmin.response_change
+
+    def answer_then_wait(self, request, obj):
+        response = response_change(self, request, obj)
+        if not answered.is_set():
+            answered.set()
+            wait_until_a_query_waits_on_a_lock()  # X, for the inviter's referral row
+        return response
+
+    monkeypatch.setattr(UserAdmin, "response_change", answer_then_wait)
+    changing_invitee = in_a_thread(
+        lambda: staff_client(s).post(
+            reverse("admin:accounts_user_change", args=[invitee.pk]), {"phone": "+7 911 000 00 77", "is_active": "on"}
+        )
+    )
+    assert answered.wait(10)
+    changing_s = in_a_thread(
+        lambda: staff_client(x).post(
+            reverse("admin:accounts_user_change", args=[s.pk]),
+            {"phone": "+7 900 000 00 55", "is_active": "on", "is_staff": "on", "is_superuser": "on"},
+        ),
+        deadlock_timeout="30s",
+    )
+    for thread, _outcome in (changing_invitee, changing_s):
+        thread.join(60)
+
+    assert "error" not in changing_invitee[1] and "error" not in changing_s[1]
+    response = changing_invitee[1]["response"]
+    messages = [str(message) for message in get_messages(response.wsgi_request)]
+    assert len(messages) == 1 and "was changed successfully" in messages[0], messages
+    assert User.objects.get(pk=invitee.pk).phone == "+79110000077"
+    assert LogEntry.objects.filter(object_id=str(invitee.pk), action_flag=CHANGE).count() == 1
