@@ -385,6 +385,11 @@ def cpu_seconds(server_pid: int) -> dict[int | str, tuple[str, float]]:
     return used
 
 
+def worker_processes(server_pid: int) -> int:
+    """How many workers the gunicorn master has."""
+    return sum(1 for pid, (group, _) in cpu_seconds(server_pid).items() if group == "gunicorn" and pid != server_pid)
+
+
 def cpu_spent(before: dict, after: dict) -> tuple[float, float, float]:
     """Seconds each group used between two cpu_seconds() readings."""
     spent = {"gunicorn": 0.0, "postgresql": 0.0, "wrk": 0.0}
@@ -467,6 +472,7 @@ def main() -> int:
                         load_cpus=load_cpus,
                     )
             results = [tally.result(endpoint.label) for endpoint, tally in zip(measured, tallies, strict=True)]
+            worker_count = worker_processes(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -485,6 +491,13 @@ def main() -> int:
     elif args.report:
         workers = (
             f"--config {GUNICORN_CONFIG.relative_to(ROOT)}" if GUNICORN_CONFIG.exists() else " ".join(WORKER_OPTIONS)
+        )
+        # The count changes the figures more than most changes to the code (docs/benchmarks.md).
+        threads_each = int(env.get("GUNICORN_THREADS") or 1)
+        workers += (
+            f": {worker_count} sync worker processes"
+            if threads_each == 1
+            else f": {worker_count} worker processes of {threads_each} threads each"
         )
         if server_cpus:
             workers += f", on CPUs {os.environ['BENCH_SERVER_CPUS']} only (BENCH_SERVER_CPUS)"

@@ -75,6 +75,7 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
         "BENCH_USERS": "200",
         "BENCH_INVITEES": "1000",
         "BENCH_SECONDS": "2",
+        "WEB_CONCURRENCY": "2",
     }
     command = [sys.executable, "-m", "bench.run", "--report", str(report), "--cpu"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
@@ -93,6 +94,7 @@ def test_benchmark_prints_a_line_per_endpoint_and_every_answer_is_2xx(bench_data
     assert float(cpu_lines[1][3]) > 0, done.stdout  # the profile ran on the local PostgreSQL
     text = report.read_text()
     assert "PostgreSQL" in text
+    assert "- Gunicorn: --config project/gunicorn.conf.py: 2 sync worker processes" in text  # counted as it ran
     assert all(line in text for line in done.stdout.splitlines())
 
     # The in-process measurement, on the database the run left.
