@@ -5,6 +5,7 @@ import functools
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value, unquote
 from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -134,8 +135,13 @@ class UserAdmin(AccountsUserAdmin):
         return super().delete_view(request, object_id, extra_context)
 
     @retried_admin_write
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
+    def changelist_view(self, request, extra_context=None):
+        if request.method != "POST":
+            return super().changelist_view(request, extra_context)
+        # An action's writes in one transaction: the delete action logs its deletions, then
+        # deletes, and without one its log stayed when the deletion failed.
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().changelist_view(request, extra_context)
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

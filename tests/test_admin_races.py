@@ -3,13 +3,14 @@
 import threading
 
 import pytest
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.messages import get_messages
 from django.db import connection, transaction
 from django.db.models.signals import post_delete
 from django.test import Client
 from django.urls import reverse
 
+from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 from referrals.admin import UserAdmin
 from referrals.models import Referral
@@ -108,6 +109,7 @@ def test_a_phone_changed_while_another_admin_deletes_the_user(make_user, delete,
     assert changed["response"].status_code == 302
     assert not User.objects.filter(pk=user.pk).exists()
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
+    assert LogEntry.objects.filter(object_id=str(user.pk), action_flag=DELETION).count() == 1
     if failed == "change":
         # Taken again after the deletion committed: the user is gone, as the admin says.
         assert said_the_user_is_gone(changed["response"])
@@ -186,3 +188,18 @@ def test_a_change_failed_at_commit_says_it_was_saved_once(make_user, monkeypatch
     assert len(messages) == 1 and "was changed successfully" in messages[0], messages
     assert User.objects.get(pk=invitee.pk).phone == "+79110000077"
     assert LogEntry.objects.filter(object_id=str(invitee.pk), action_flag=CHANGE).count() == 1
+
+
+def test_a_deletion_from_the_list_that_fails_leaves_no_log_of_it(make_user, monkeypatch):
+    user = make_user("+79110000002")
+    deleter = staff_client(make_user("+79000000001", is_staff=True, is_superuser=True))
+    deleter.raise_request_exception = False
+
+    def fail(self, request, queryset):
+        raise RuntimeError("the deletion failed")
+
+    monkeypatch.setattr(AccountsUserAdmin, "delete_queryset", fail)
+
+    assert delete_from_the_list(deleter, user).status_code == 500
+    assert User.objects.filter(pk=user.pk).exists()
+    assert not LogEntry.objects.filter(object_id=str(user.pk), action_flag=DELETION).exists()
