@@ -2,7 +2,8 @@
 
 LOCALE_PATHS take precedence over the packages' own catalogues. SimpleJWT ships Russian only as
 `ru_RU` (which the `ru` language does not load) and leaves some of it untranslated; DRF's Russian
-leaves the throttling hint in English and mistranslates "throttled" as "ignored".
+leaves the throttling hint in English, mistranslates "throttled" as "ignored" and has no Russian for
+"Not a valid string." (a string field given true, a list or an object).
 """
 
 from django.utils.translation import gettext_noop
@@ -31,4 +32,5 @@ DRF = [
     gettext_noop("Expected available in {wait} second."),
     gettext_noop("Expected available in {wait} seconds."),
     gettext_noop("Invalid cursor"),
+    gettext_noop("Not a valid string."),
 ]

@@ -168,3 +168,49 @@ def test_catalogue_has_every_message_of_the_code(tmp_path, monkeypatch):
     current = {entry.msgid for entry in extracted if not entry.obsolete}
     assert current == {entry.msgid for entry in polib.pofile(str(CATALOGUE))}, "run `make messages` and translate"
     assert not extracted.untranslated_entries(), "new messages: run `make messages` and translate them"
+
+
+WRONG_VALUES = [True, [], {}, None, "", "9" * 200]  # each refused by at least one field check
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "other_fields"),
+    [
+        (CODE_URL, "phone", {}),
+        (TOKEN_URL, "phone", {"code": "1234"}),
+        (TOKEN_URL, "code", {"phone": "+79110000000"}),
+        (REFRESH_URL, "refresh", {}),
+        ("/api/v1/auth/logout/", "refresh", {}),
+        ("/api/v1/me/invite/", "invite_code", {}),
+        (PROFILE_URL, "first_name", {}),
+    ],
+)
+def test_every_field_message_is_in_russian(api, authed, url, field, other_fields):
+    client = authed() if url.startswith(PROFILE_URL) else api
+    method = "patch" if url == PROFILE_URL else "post"
+    refused, untranslated = 0, []
+    for value in WRONG_VALUES:
+        response = call(client, "ru", method, url, {**other_fields, field: value})
+
+        if response.status_code == 200:  # a blank name is allowed
+            continue
+        refused += 1
+        assert response.status_code in (400, 401), (value, response.content)  # 401: a refresh token of nines
+        body = response.json()
+        messages = [body["detail"], *(message for messages in body.get("errors", {}).values() for message in messages)]
+        untranslated += [(value, message) for message in messages if not is_russian(message)]
+    assert refused >= 5
+    assert untranslated == []
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", 5])
+def test_a_body_that_is_not_an_object_is_refused_in_russian(api, body):
+    response = call(api, "ru", "post", CODE_URL, body)
+
+    assert response.status_code == 400
+    (message,) = response.json()["errors"]["non_field_errors"]
+    assert is_russian(message), message
+
+
+def is_russian(message: str) -> bool:
+    return any("\u0430" <= ch.lower() <= "\u044f" for ch in message)  # a Cyrillic letter
