@@ -3,13 +3,12 @@
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination, _positive_int
-from rest_framework.utils.urls import remove_query_param
 
 from referrals.selectors import INVITEE_MAX_PAGE_SIZE, INVITEE_ORDERING, INVITEE_PAGE_SIZE
 
@@ -50,10 +49,13 @@ class NewestFirstCursor(CursorPagination):
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
         self._base_parts = urlsplit(self.base_url)
+        # From the QueryDict, which reads the query as UTF-8: the absolute URI's escapes stand
+        # for the Latin-1 text WSGI hands over, so a parameter sent unescaped would come back garbled.
         self._other_parameters = [
             (name, value)
-            for name, value in parse_qsl(self._base_parts.query, keep_blank_values=True)
+            for name, values in request.query_params.lists()
             if name != self.cursor_query_param
+            for value in values
         ]
         self.cursor = self.decode_cursor(request)
         offset, reverse, position = self.cursor or (0, False, None)
@@ -76,7 +78,7 @@ class NewestFirstCursor(CursorPagination):
         if not self.has_next:
             return None
         if not self.page:  # nothing comes before this position, so the list starts after it
-            return remove_query_param(self.base_url, self.cursor_query_param)
+            return self._link(self._other_parameters)
         return self.encode_cursor(Cursor(offset=0, reverse=False, position=self._position_of(-1)))
 
     def get_previous_link(self):
@@ -94,9 +96,12 @@ class NewestFirstCursor(CursorPagination):
         if cursor.position is not None:
             tokens += [f"p={_moment_text(cursor.position.moment)}", f"i={cursor.position.user_id}"]
         encoded = urlsafe_b64encode("&".join(tokens).encode("ascii")).rstrip(b"=").decode("ascii")
-        # As DRF's replace_query_param writes it: the other parameters kept, all sorted by name.
-        parameters = sorted([*self._other_parameters, (self.cursor_query_param, encoded)], key=lambda pair: pair[0])
-        return urlunsplit(self._base_parts._replace(query=urlencode(parameters)))
+        return self._link([*self._other_parameters, (self.cursor_query_param, encoded)])
+
+    def _link(self, parameters: list[tuple[str, str]]) -> str:
+        # As DRF's replace_query_param writes it: the parameters sorted by name.
+        query = urlencode(sorted(parameters, key=lambda pair: pair[0]))
+        return urlunsplit(self._base_parts._replace(query=query))
 
     def decode_cursor(self, request):
         encoded = request.query_params.get(self.cursor_query_param)

@@ -5,7 +5,7 @@ import dataclasses
 import json
 import re
 from datetime import timedelta
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import orjson
 import pytest
@@ -521,6 +521,22 @@ def test_cursor_links_need_no_escaping_and_keep_the_other_parameters(authed):
         assert re.fullmatch(r"cursor=[A-Za-z0-9_-]+&lang=x&page_size=3", query), link
     assert [row["phone"] for row in second["results"]] == [f"+7912{i:07d}" for i in (5, 4, 3)]
     assert client.get(second["previous"]).json()["results"] == first["results"]
+
+
+def test_cursor_links_keep_parameters_written_in_other_scripts(authed):
+    client = authed()
+    make_invitees(client.user, 5)
+
+    # Sent unescaped, as a browser's address bar may: WSGI hands the query over as Latin-1.
+    first = client.get("/api/v1/me/invitees/?page_size=\uff12&note=\u043f\u0440\u0438\u0432\u0435\u0442").json()
+    second = client.get(first["next"]).json()
+
+    assert parse_qs(urlsplit(first["next"]).query) | {"cursor": []} == {
+        "cursor": [],
+        "note": ["\u043f\u0440\u0438\u0432\u0435\u0442"],
+        "page_size": ["\uff12"],  # a full-width 2, read as 2
+    }
+    assert [len(first["results"]), len(second["results"])] == [2, 2]
 
 
 def test_cursors_written_in_standard_base64_still_page(authed):
