@@ -2,6 +2,9 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
+# The methods whose bodies the API reads; a body sent with GET is never parsed.
+METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
+
 
 class RequestBodyLimitMiddleware:
     """Refuse oversized API bodies by their declared length, before anything reads them.
@@ -14,12 +17,12 @@ class RequestBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > settings.API_MAX_BODY_BYTES:
+        if request.method in METHODS_WITH_BODIES and request.path.startswith("/api/"):
+            declared = request.META.get("CONTENT_LENGTH") or "0"
+            if not declared.isascii() or not declared.isdigit():
+                # Gunicorn refuses these itself; other servers may pass them on.
+                return JsonResponse({"code": "bad_request", "detail": _("Bad request.")}, status=400)
+            if int(declared) > settings.API_MAX_BODY_BYTES:
                 return JsonResponse(
                     {"code": "request_too_large", "detail": _("The request body is too large.")},
                     status=413,

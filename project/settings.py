@@ -156,7 +156,7 @@ WHITENOISE_MANIFEST_STRICT = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Largest request body accepted under /api/; larger ones get 413 before any parsing.
+# Largest POST, PUT or PATCH body accepted under /api/; larger ones get 413 before any parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 
 REST_FRAMEWORK = {

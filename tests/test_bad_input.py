@@ -80,6 +80,25 @@ def test_huge_body_is_413_before_parsing(api):
     assert_envelope(response, 413, "request_too_large")
 
 
+def test_a_body_on_a_get_is_not_read_so_not_refused(authed):
+    response = authed().generic("GET", "/api/v1/me/", "x" * 200_000, content_type="application/json")
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3"])
+def test_a_content_length_that_is_not_a_length_is_400(api, length):
+    response = api.generic(
+        "POST",
+        "/api/v1/auth/code/",
+        b'{"phone": "+79110000000"}',
+        content_type="application/json",
+        CONTENT_LENGTH=length,
+    )
+
+    assert_envelope(response, 400, "bad_request")
+
+
 def test_unknown_fields_are_ignored(api, outbox):
     response = api.post("/api/v1/auth/code/", {"phone": "+79110000000", "is_staff": True}, format="json")
 
