@@ -92,16 +92,35 @@ class NewestFirstCursor(CursorPagination):
         return Position(moment=self.page[index]["activated_at"], user_id=self._user_ids[index])
 
     def encode_cursor(self, cursor):
-        tokens = ["r=1"] if cursor.reverse else []
-        if cursor.position is not None:
-            tokens += [f"p={_moment_text(cursor.position.moment)}", f"i={cursor.position.user_id}"]
-        encoded = urlsafe_b64encode("&".join(tokens).encode("ascii")).rstrip(b"=").decode("ascii")
+        encoded = _cursor_text(reverse=cursor.reverse, position=cursor.position)
         return self._link([*self._other_parameters, (self.cursor_query_param, encoded)])
 
     def _link(self, parameters: list[tuple[str, str]]) -> str:
         # As DRF's replace_query_param writes it: the parameters sorted by name.
         query = urlencode(sorted(parameters, key=lambda pair: pair[0]))
         return urlunsplit(self._base_parts._replace(query=query))
+
+    def get_paginated_response_schema(self, schema):
+        # DRF's example links are of another API (and one ends in a stray quote): these are ours.
+        reply = super().get_paginated_response_schema(schema)
+        example = Position(moment=datetime(2026, 1, 16, 10, tzinfo=UTC), user_id=42)
+        for name, reverse in (("next", False), ("previous", True)):
+            cursor = _cursor_text(reverse=reverse, position=example)
+            reply["properties"][name]["example"] = f"https://api.example.com/api/v1/me/invitees/?cursor={cursor}"
+        return reply
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Rows per page, 1 to {self.max_page_size}: a larger number gives {self.max_page_size}; "
+                    f"zero, a negative number or text gives the default, {self.page_size}."
+                )
+                parameter["schema"] |= {"minimum": 1, "maximum": self.max_page_size, "default": self.page_size}
+            else:
+                parameter["description"] = "Opaque: take it from `next` or `previous` as it is."
+        return parameters
 
     def decode_cursor(self, request):
         encoded = request.query_params.get(self.cursor_query_param)
@@ -121,6 +140,13 @@ class NewestFirstCursor(CursorPagination):
         except (TypeError, ValueError, OverflowError):
             raise NotFound(self.invalid_cursor_message) from None
         return Cursor(offset=offset, reverse=reverse, position=position)
+
+
+def _cursor_text(*, reverse: bool, position: Position | None) -> str:
+    tokens = ["r=1"] if reverse else []
+    if position is not None:
+        tokens += [f"p={_moment_text(position.moment)}", f"i={position.user_id}"]
+    return urlsafe_b64encode("&".join(tokens).encode("ascii")).rstrip(b"=").decode("ascii")
 
 
 def _moment_text(moment: datetime) -> str:

@@ -171,3 +171,25 @@ def test_schema_is_served_as_json_with_russian_examples(client):
 
     examples = response.json()["paths"]["/api/v1/auth/token/"]["post"]["responses"]["400"]["content"]
     assert examples["application/json"]["examples"]["InvalidCode"]["value"]["detail"] == "Неверный код."
+
+
+def test_field_rules_are_in_the_schema(schema):
+    code = schema["components"]["schemas"]["ObtainTokenRequest"]["properties"]["code"]
+    (page_size,) = [
+        parameter
+        for parameter in schema["paths"]["/api/v1/me/invitees/"]["get"]["parameters"]
+        if parameter["name"] == "page_size"
+    ]
+
+    assert code["minLength"] == code["maxLength"] == settings.OTP_LENGTH
+    assert re.fullmatch(code["pattern"], "1234") and not re.fullmatch(code["pattern"], "12a4")
+    assert page_size["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
+
+
+def test_invitee_page_example_links_have_the_servers_form(schema):
+    page = schema["components"]["schemas"]["PaginatedListInviteesResponseList"]["properties"]
+    reply = schema["paths"]["/api/v1/me/invitees/"]["get"]["responses"]["200"]["content"]["application/json"]
+    (example,) = reply["examples"].values()
+
+    for link in (page["next"]["example"], page["previous"]["example"], example["value"]["next"]):
+        assert re.fullmatch(r"https://[a-z.]+/api/v1/me/invitees/\?cursor=[A-Za-z0-9_-]+", link), link
