@@ -8,6 +8,7 @@ from django.conf import settings
 # Digits (any script: phonenumbers folds them to ASCII), spaces and the usual punctuation.
 # phonenumbers itself ignores trailing junk such as "x" or letters, which we refuse.
 WRITTEN_FORM = re.compile(r"^[\d\s+\-().]{1,32}$")
+SPACE = re.compile(r"\s")
 
 
 class InvalidPhoneNumber(ValueError):
@@ -19,7 +20,8 @@ def parse_phone(raw: str, *, region: str | None = None) -> str:
     if not WRITTEN_FORM.match(raw):
         raise InvalidPhoneNumber(raw)
     try:
-        number = phonenumbers.parse(raw, region or settings.PHONE_REGION)
+        # phonenumbers skips some spaces (no-break, ideographic) but not others (thin, figure).
+        number = phonenumbers.parse(SPACE.sub(" ", raw), region or settings.PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(raw) from exc
     if not phonenumbers.is_valid_number(number):

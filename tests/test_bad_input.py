@@ -112,6 +112,14 @@ def test_other_script_digits_in_a_phone_are_read_as_digits(api, outbox):
     assert response.json()["phone"] == "+79110000000"
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u2007", "\u2009", "\u202f", "\u3000"])
+def test_any_unicode_space_in_a_phone_is_a_space(api, outbox, space):
+    response = api.post("/api/v1/auth/code/", {"phone": f"+7{space}911{space}000-00-00"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["phone"] == "+79110000000"
+
+
 def test_other_script_digits_in_a_code_are_invalid_code(api, outbox):
     response = api.post("/api/v1/auth/token/", {"phone": "+79110000000", "code": "١٢٣٤"}, format="json")
 
