@@ -66,11 +66,9 @@ def _lock_live_refresh_token(token: str) -> OutstandingToken:
         raise InvalidToken(exc.args[0]) from exc
     # The row lock makes "not yet blacklisted, so blacklist it" one step: of two
     # concurrent uses of one refresh token, the second waits and then sees the first's.
-    outstanding = (
-        OutstandingToken.objects.select_for_update()
-        .filter(jti=refresh[api_settings.JTI_CLAIM], user__isnull=False)
-        .first()
-    )
+    outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh[api_settings.JTI_CLAIM]).first()
+    if outstanding is not None and outstanding.user_id is None:  # the user was deleted
+        raise InvalidToken(_("No active account found for the given token."))
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise InvalidToken(_("Token is blacklisted"))
     return outstanding

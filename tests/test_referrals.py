@@ -418,6 +418,17 @@ def test_token_of_a_deleted_user_is_token_not_valid(api, sign_in, django_user_mo
     assert response.json()["code"] == "token_not_valid"
 
 
+@pytest.mark.parametrize("url", ["/api/v1/auth/token/refresh/", "/api/v1/auth/logout/"])
+def test_refresh_token_of_a_deleted_user_says_there_is_no_account(api, sign_in, django_user_model, url):
+    tokens = sign_in("+79110000001")
+    django_user_model.objects.filter(phone="+79110000001").delete()
+
+    response = api.post(url, {"refresh": tokens["refresh"]}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"code": "token_not_valid", "detail": "No active account found for the given token."}
+
+
 def test_activation_by_a_deleted_users_token_is_token_not_valid(api, sign_in, django_user_model, make_user):
     tokens = sign_in("+79110000001")
     code = code_of(make_user())
