@@ -8,6 +8,12 @@ class PhoneRegionNotAllowed(APIException):
     default_code = "phone_region_not_allowed"
 
 
+class PhoneCannotReceiveSms(APIException):
+    status_code = 400
+    default_detail = _("Codes are not sent to toll-free, premium-rate or shared-cost numbers.")
+    default_code = "phone_cannot_receive_sms"
+
+
 class InvalidCode(APIException):
     status_code = 400
     default_detail = _("The code is wrong.")

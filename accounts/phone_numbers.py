@@ -38,6 +38,24 @@ def may_receive_codes(phone: str) -> bool:
     return not allowed or region_of(phone) in allowed
 
 
+# Numbers whose texts the sender pays extra for or that reach no person's handset: where SMS
+# pumping sends its traffic, and no one signs in from them.
+NO_SMS_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+        phonenumbers.PhoneNumberType.UAN,
+        phonenumbers.PhoneNumberType.VOICEMAIL,
+        phonenumbers.PhoneNumberType.PAGER,
+    }
+)
+
+
+def may_receive_sms(phone: str) -> bool:
+    return phonenumbers.number_type(phonenumbers.parse(phone)) not in NO_SMS_TYPES
+
+
 def mask_phone(phone: str) -> str:
     """`+79110000000` -> `+7 911 ***-**-00`: enough to recognise, too little to call.
 

@@ -14,9 +14,16 @@ from django.utils.translation import gettext as _
 from rest_framework.exceptions import Throttled
 
 from accounts import otp, statements
-from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
+from accounts.exceptions import (
+    AccountDisabled,
+    CodeExpired,
+    InvalidCode,
+    PhoneCannotReceiveSms,
+    PhoneRegionNotAllowed,
+    SmsDeliveryFailed,
+)
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
-from accounts.phone_numbers import may_receive_codes
+from accounts.phone_numbers import may_receive_codes, may_receive_sms
 from accounts.profile import profile_data
 from accounts.sms_backends import SmsDeliveryError, get_backend
 from accounts.tokens import issue_tokens
@@ -47,6 +54,8 @@ def request_code(*, phone: str) -> CodeSent:
         return sent
     if not may_receive_codes(phone):
         raise PhoneRegionNotAllowed()
+    if not may_receive_sms(phone):
+        raise PhoneCannotReceiveSms()
     code = otp.generate_code()
     send = _reserve_send(phone=phone)
     with translation.override(settings.SMS_LANGUAGE):

@@ -5,7 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-from accounts.exceptions import AccountDisabled, CodeExpired, InvalidCode, PhoneRegionNotAllowed, SmsDeliveryFailed
+from accounts.exceptions import (
+    AccountDisabled,
+    CodeExpired,
+    InvalidCode,
+    PhoneCannotReceiveSms,
+    PhoneRegionNotAllowed,
+    SmsDeliveryFailed,
+)
 from accounts.fields import OneTimeCodeField, PhoneNumberField
 from accounts.profile import profile_serializer_class
 from accounts.services import request_code, sign_in
@@ -47,7 +54,7 @@ class RequestCodeView(PublicAuthView):
         ),
         examples=schema_examples.REQUEST_CODE,
     )
-    @api_errors(PhoneRegionNotAllowed, SmsDeliveryFailed)
+    @api_errors(PhoneRegionNotAllowed, PhoneCannotReceiveSms, SmsDeliveryFailed)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

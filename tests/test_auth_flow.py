@@ -54,6 +54,39 @@ def test_phone_outside_allowed_regions_gets_no_code(api, outbox):
     assert outbox == []
 
 
+@pytest.mark.parametrize(
+    "number",
+    ["+7 800 100-00-00", "+7 803 100-00-00", "+7 809 100-00-00"],  # toll-free, premium-rate (two ranges)
+)
+def test_numbers_that_bill_the_sender_get_no_code(api, outbox, number):
+    response = api.post(CODE_URL, {"phone": number}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "phone_cannot_receive_sms",
+        "detail": "Codes are not sent to toll-free, premium-rate or shared-cost numbers.",
+    }
+    assert outbox == []
+    assert not CodeSend.objects.exists()
+
+
+def test_a_landline_still_gets_its_code_sent(api, outbox):
+    # Some providers read an SMS aloud to a landline; whether it arrives is the provider's answer.
+    response = api.post(CODE_URL, {"phone": "+7 495 123-45-67"}, format="json")
+
+    assert response.status_code == 200
+    assert outbox[-1]["phone"] == "+74951234567"
+
+
+@override_settings(OTP_TEST_PHONES={"+78001000000": "1234"})
+def test_a_test_phone_of_any_kind_signs_in(api, outbox):
+    response = api.post(TOKEN_URL, {"phone": "+78001000000", "code": "1234"}, format="json")
+
+    assert api.post(CODE_URL, {"phone": "+78001000000"}, format="json").status_code == 200
+    assert response.status_code == 200
+    assert outbox == []
+
+
 @override_settings(SMS_ALLOWED_REGIONS=[])
 def test_empty_allowed_regions_means_everywhere(api, outbox):
     response = api.post(CODE_URL, {"phone": "+14155550123"}, format="json")

@@ -13,6 +13,7 @@ CHECKED_IN = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 ERROR_CODES = {
     "invalid_phone",
     "phone_region_not_allowed",
+    "phone_cannot_receive_sms",
     "invalid_code",
     "code_expired",
     "throttled",
