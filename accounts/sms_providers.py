@@ -5,6 +5,9 @@ log nor the reason ever carries the message text (it holds the code) or the full
 """
 
 import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -16,11 +19,45 @@ from accounts.phone_numbers import mask_phone
 from accounts.sms_backends import BaseBackend, SmsDeliveryError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
     logger.warning("SMS to %s not sent by %s: %s", mask_phone(phone), provider, reason)
     return SmsDeliveryError(f"{provider}: {reason}")
+
+
+def _within_sms_timeout(provider: str, phone: str, call: Callable[[], T]) -> T:
+    """call()'s result, or SmsDeliveryError once SMS_TIMEOUT has passed, however the time went.
+
+    requests bounds the connection and each read, not the whole: an answer trickled a byte at a
+    time, or a slow DNS lookup, could hold the request (and its worker) far longer. So the call runs
+    in a thread of its own; one left behind still ends by the per-read timeout once the provider
+    goes quiet.
+    """
+    outcome: dict = {}
+    overdue = threading.Event()
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed over to the waiting request, which maps it
+            outcome["error"] = exc
+        else:
+            if overdue.is_set():
+                logger.warning(
+                    "SMS to %s accepted by %s after the client was told it failed", mask_phone(phone), provider
+                )
+
+    worker = threading.Thread(target=run, name="sms-send", daemon=True)
+    worker.start()
+    worker.join(settings.SMS_TIMEOUT)
+    if worker.is_alive():
+        overdue.set()
+        raise _fail(provider, phone, f"no answer within {settings.SMS_TIMEOUT} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _require(provider: str, phone: str, *names: str) -> None:
@@ -40,6 +77,7 @@ class _SmsAeroGate(SmsAero):
     def __init__(self, *, email: str, api_key: str, sign: str, gate_url: str, timeout: float):
         self._email, self._api_key = email, api_key
         self._gate_url = gate_url if gate_url.endswith("/") else f"{gate_url}/"
+        self._session, self._timeout = requests.Session(), timeout
         super().__init__(email, api_key, signature=sign, timeout=timeout)
 
     @staticmethod
@@ -51,6 +89,18 @@ class _SmsAeroGate(SmsAero):
 
     def get_gate_urls(self) -> list[str]:
         return [self._gate_url]
+
+    def request(self, selector: str, data: dict | None = None, page: int | None = None, proto: str = "https"):
+        # The library's own follows redirects (re-posting the message each time, up to 30) and reads
+        # the body of any status: one POST here, and only a 2xx answer can be a success.
+        url = self.build_url(proto, selector, self._gate_url, page)
+        try:
+            response = self._session.post(url, json=data or {}, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise SmsAeroConnectionException from exc
+        if not 200 <= response.status_code < 300:
+            raise SmsAeroException(f"answered HTTP {response.status_code}")
+        return self.check_response(response)
 
     def build_url(self, proto: str, selector: str, gate: str, page: int | None = None) -> str:
         # The credentials go in the URL as the library does; requests turns them into Basic auth.
@@ -74,7 +124,8 @@ class SmsAeroBackend(BaseBackend):
                 gate_url=settings.SMSAERO_URL,
                 timeout=settings.SMS_TIMEOUT,
             )
-            answer = client.send_sms(number=int(phone.lstrip("+")), text=text)
+            number = int(phone.lstrip("+"))
+            answer = _within_sms_timeout(self.provider, phone, lambda: client.send_sms(number=number, text=text))
         except SmsAeroNoMoneyException as exc:
             raise _fail(self.provider, phone, "no money on the account") from exc
         except SmsAeroConnectionException as exc:
@@ -90,6 +141,8 @@ class SmsAeroBackend(BaseBackend):
             # The library reads the answer assuming a JSON object with the keys it expects.
             raise _fail(self.provider, phone, "unexpected answer") from exc
         message_id = answer.get("id") if isinstance(answer, dict) else None
+        if message_id in (None, ""):
+            raise _fail(self.provider, phone, "answered success without the message's id")
         logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)
 
 
@@ -100,12 +153,16 @@ class ExolveBackend(BaseBackend):
         _require(self.provider, phone, "EXOLVE_API_KEY", "EXOLVE_SENDER", "EXOLVE_URL")
         url = f"{settings.EXOLVE_URL.rstrip('/')}/messaging/v1/SendSMS"
         try:
-            response = requests.post(
-                url,
-                json={"number": settings.EXOLVE_SENDER, "destination": phone.lstrip("+"), "text": text},
-                headers={"Authorization": f"Bearer {settings.EXOLVE_API_KEY}"},
-                timeout=settings.SMS_TIMEOUT,
-                allow_redirects=False,
+            response = _within_sms_timeout(
+                self.provider,
+                phone,
+                lambda: requests.post(
+                    url,
+                    json={"number": settings.EXOLVE_SENDER, "destination": phone.lstrip("+"), "text": text},
+                    headers={"Authorization": f"Bearer {settings.EXOLVE_API_KEY}"},
+                    timeout=settings.SMS_TIMEOUT,
+                    allow_redirects=False,
+                ),
             )
         except requests.Timeout as exc:
             raise _fail(self.provider, phone, f"no answer within {settings.SMS_TIMEOUT} s") from exc
@@ -117,4 +174,6 @@ class ExolveBackend(BaseBackend):
             message_id = response.json()["message_id"]
         except (ValueError, TypeError, KeyError) as exc:
             raise _fail(self.provider, phone, f"answered HTTP {response.status_code} without a message_id") from exc
+        if message_id in (None, ""):
+            raise _fail(self.provider, phone, f"answered HTTP {response.status_code} without a message_id")
         logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)

@@ -20,6 +20,8 @@ class Answer:
     status: int = 200
     body: object = None  # JSON-able, or bytes sent as they are
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the answer's bytes, headers included
+    headers: dict | None = None
 
 
 class FakeProvider:
@@ -38,8 +40,11 @@ class FakeProvider:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def answers(self, status: int = 200, body: object = None, delay: float = 0.0) -> None:
-        self.answer = Answer(status=status, body={} if body is None else body, delay=delay)
+    def answers(
+        self, status: int = 200, body: object = None, delay: float = 0.0, trickle: float = 0.0, headers=None
+    ) -> None:
+        body = {} if body is None else body
+        self.answer = Answer(status=status, body=body, delay=delay, trickle=trickle, headers=headers)
 
     def start(self) -> "FakeProvider":
         self._thread.start()
@@ -69,11 +74,22 @@ class FakeProvider:
                     fake._released.wait(answer.delay)
                 payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
                 self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
+                for name, value in {"Content-Type": "application/json", **(answer.headers or {})}.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(payload)
+                if not answer.trickle:
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                self._headers_buffer.append(b"\r\n")
+                whole = b"".join(self._headers_buffer) + payload
+                self._headers_buffer = []
+                for byte in whole:  # each wait shorter than any read timeout, the whole much longer
+                    if fake._released.wait(answer.trickle):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             def log_message(self, format, *args):
                 pass

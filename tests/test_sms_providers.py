@@ -200,6 +200,50 @@ def test_slow_provider_is_cut_off_at_sms_timeout(provider, settings):
     assert len(provider.received) == 1
 
 
+def test_a_provider_that_trickles_its_answer_is_cut_off_at_sms_timeout(provider, settings):
+    settings.SMS_TIMEOUT = 0.5
+    provider.answers(200, ACCEPTED[provider.name], trickle=0.05)  # about 10 s for the whole answer
+
+    started = time.monotonic()
+    with pytest.raises(SmsDeliveryError, match=r"within 0\.5 s"):
+        send()
+
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_redirect_is_not_followed(provider):
+    provider.answers(307, ACCEPTED[provider.name], headers={"Location": "/elsewhere/"})
+
+    with pytest.raises(SmsDeliveryError, match="HTTP 307"):
+        send()
+
+    assert len(provider.received) == 1
+
+
+def test_an_error_status_is_a_failure_whatever_the_body_says(provider):
+    provider.answers(500, ACCEPTED[provider.name])
+
+    with pytest.raises(SmsDeliveryError, match="HTTP 500"):
+        send()
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("exolve", {"message_id": None}),
+        ("exolve", {"message_id": ""}),
+        ("smsaero", {"success": True, "data": None}),
+        ("smsaero", {"success": True, "data": {}}),
+    ],
+)
+def test_a_success_without_a_message_id_is_a_failure(settings, fake, name, body):
+    configure(settings, name, fake.url)
+    fake.answers(200, body)
+
+    with pytest.raises(SmsDeliveryError):
+        send()
+
+
 def test_refused_connection_is_a_delivery_error(provider, settings):
     url = closed_port_url()
     settings.EXOLVE_URL, settings.SMSAERO_URL = url, f"{url}/v2/"
