@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg2
 import pytest
 import requests
 from django.db import connection
@@ -177,3 +178,42 @@ def test_entrypoint_runs_a_one_off_command_such_as_creating_the_first_admin():
     assert result.returncode == 0, result.stdout + result.stderr
     admin = User.objects.get(phone="+79110000007")
     assert admin.is_superuser and admin.check_password("correct-horse-battery-staple")
+
+
+@pytest.fixture
+def empty_database():
+    """A database of its own on the test server, with nothing in it, dropped afterwards."""
+    name = f"entrypoint_empty_{os.getpid()}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield {**connection.settings_dict, "NAME": name}
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_replicas_starting_together_migrate_one_at_a_time(empty_database):
+    env = production_env(DATABASE_URL=database_url_of(empty_database))
+    replicas = [
+        subprocess.Popen(
+            [str(ROOT / "bin" / "entrypoint"), "true"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    outputs = [replica.communicate(timeout=180)[0].decode() for replica in replicas]
+
+    assert [replica.returncode for replica in replicas] == [0, 0, 0], outputs
+    with psycopg2.connect(
+        dbname=empty_database["NAME"], user=empty_database["USER"], host=empty_database["HOST"] or "127.0.0.1",
+        port=empty_database["PORT"] or 5432, password=empty_database["PASSWORD"] or None,
+    ) as migrated, migrated.cursor() as cursor:  # fmt: skip
+        cursor.execute("SELECT app, name FROM django_migrations GROUP BY app, name HAVING count(*) > 1")
+        assert cursor.fetchall() == []
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'referrals'")
+        assert cursor.fetchone()[0] > 0
