@@ -1,6 +1,8 @@
+import phonenumbers
 from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
+from redis.connection import parse_url
 
 from accounts.otp import invalid_test_phones
 from accounts.sms_backends import BACKENDS
@@ -45,4 +47,29 @@ def auth_ip_rate_parses(app_configs, **kwargs):
                 f"AUTH_IP_RATE={settings.AUTH_IP_RATE!r} is not a rate like '30/minute' (or 'off').", id="accounts.E003"
             )
         ]
+    return []
+
+
+@register()
+def regions_are_known(app_configs, **kwargs):
+    """A region phonenumbers does not know would refuse every number quietly."""
+    named = [("PHONE_REGION", settings.PHONE_REGION)]
+    named += [("SMS_ALLOWED_REGIONS", region) for region in settings.SMS_ALLOWED_REGIONS]
+    return [
+        Error(f"{name}: {region!r} is not a region code such as RU or KZ.", id="accounts.E004")
+        for name, region in named
+        if region not in phonenumbers.SUPPORTED_REGIONS
+    ]
+
+
+@register()
+def redis_url_parses(app_configs, **kwargs):
+    """A malformed REDIS_URL fails at start-up, not as a 500 on every auth request."""
+    if not settings.REDIS_URL:
+        return []
+    try:
+        parse_url(settings.REDIS_URL)
+    except ValueError as exc:
+        # The value is not repeated: it may hold a password.
+        return [Error(f"REDIS_URL is not a URL such as redis://host:6379/0 ({exc}).", id="accounts.E005")]
     return []

@@ -4,13 +4,14 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from project.environment import Environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+env = Environment()
 
 # Public on purpose: it only ever signs development data, and production refuses it below.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"  # noqa: S105
@@ -93,7 +94,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
     DATABASE_PREPARED_STATEMENTS = False
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0)
     # Off: a SELECT 1 round trip on every request would only spare each worker one JSON 503
     # (service_unavailable) after a database restart; the broken connection is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
@@ -105,7 +106,7 @@ else:
     )
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1)
     )
 
 REDIS_URL = env("REDIS_URL", default="")
@@ -157,7 +158,7 @@ WHITENOISE_MANIFEST_STRICT = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Largest POST, PUT or PATCH body accepted under /api/; larger ones get 413 before any parsing.
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
@@ -170,7 +171,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # Client IP from REMOTE_ADDR unless a proxy in front is declared; X-Forwarded-For is
     # otherwise set by the client and would let anyone pick their own throttle bucket.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0, minimum=0),
 }
 
 JWT_SIGNING_KEY = env("JWT_SIGNING_KEY", default=SECRET_KEY)
@@ -178,8 +179,8 @@ if not DEBUG and (JWT_SIGNING_KEY in (DEV_SECRET_KEY, SAMPLE_SECRET_KEY) or len(
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and not a public key.")
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30, minimum=1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
@@ -250,16 +251,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Phones and one-time codes.
-PHONE_REGION = env("PHONE_REGION", default="RU")
-SMS_ALLOWED_REGIONS = env.list("SMS_ALLOWED_REGIONS", default=["RU"])
+PHONE_REGION = env("PHONE_REGION", default="RU").strip().upper()
+SMS_ALLOWED_REGIONS = [
+    region.strip().upper() for region in env.list("SMS_ALLOWED_REGIONS", default=["RU"]) if region.strip()
+]
 OTP_LENGTH = 4
-OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
-OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60)
-OTP_SENDS_PER_HOUR = env.int("OTP_SENDS_PER_HOUR", default=5)
-OTP_SENDS_PER_DAY = env.int("OTP_SENDS_PER_DAY", default=10)
-OTP_FAILURES_PER_DAY = env.int("OTP_FAILURES_PER_DAY", default=10)
-OTP_GLOBAL_SENDS_PER_HOUR = env.int("OTP_GLOBAL_SENDS_PER_HOUR", default=1000)
+OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1)
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5, minimum=1)
+OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60, minimum=0)
+OTP_SENDS_PER_HOUR = env.int("OTP_SENDS_PER_HOUR", default=5, minimum=1)
+OTP_SENDS_PER_DAY = env.int("OTP_SENDS_PER_DAY", default=10, minimum=1)
+OTP_FAILURES_PER_DAY = env.int("OTP_FAILURES_PER_DAY", default=10, minimum=1)
+OTP_GLOBAL_SENDS_PER_HOUR = env.int("OTP_GLOBAL_SENDS_PER_HOUR", default=1000, minimum=0)
 # "+79990000000:1234,+79990000001:4321": fixed codes, no SMS, no send limits. Off by default.
 # An entry without ":" keeps an empty code, so the accounts.E002 system check reports it.
 OTP_TEST_PHONES = dict((*pair.split(":", 1), "")[:2] for pair in env.list("OTP_TEST_PHONES", default=[]))
@@ -267,7 +270,7 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 
 # SMS delivery.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
-SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0)
+SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1)
 # The language of the SMS text; the phone's owner did not choose one, so it is the service's.
 SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru")
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
@@ -288,7 +291,7 @@ INVITE_URL_TEMPLATE = env("INVITE_URL_TEMPLATE", default="")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 # The preload directive only consents to the browsers' list; nothing is submitted. As in cookiecutter-django.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -297,9 +300,13 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
 # One JSON object a line on stdout in production, for the log collector; plain lines when developing.
-LOG_FORMAT = env("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOG_FORMAT = env("LOG_FORMAT", default="plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

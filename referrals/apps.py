@@ -7,4 +7,4 @@ class ReferralsConfig(AppConfig):
 
     def ready(self):
         from project import prepared_statements  # noqa: F401  (connects the session setup of its statements)
-        from referrals import receivers  # noqa: F401  (connects the user-creation hook)
+        from referrals import checks, receivers  # noqa: F401  (register the system checks, connect the user-creation hook)

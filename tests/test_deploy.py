@@ -90,3 +90,57 @@ def test_first_admin_is_created_from_the_environment(monkeypatch, client, writte
     )
     assert (response.status_code, response["Location"]) == (302, "/admin/")
     assert int(client.session["_auth_user_id"]) == admin.pk
+
+
+def test_an_empty_number_or_boolean_means_its_default():
+    blank = {name: "" for name in ("OTP_TTL_SECONDS", "SMS_TIMEOUT", "CONN_HEALTH_CHECKS", "JWT_ACCESS_MINUTES")}
+    shown = (
+        "from django.conf import settings as s; "
+        "print(s.OTP_TTL_SECONDS, s.SMS_TIMEOUT, s.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'])"
+    )
+
+    result = manage("shell", "-c", shown, env={"DEBUG": "1", **blank})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["300", "10.0", "0:15:00"]
+
+
+def test_regions_are_read_in_any_case_and_spacing():
+    shown = "from django.conf import settings as s; print(s.PHONE_REGION, *s.SMS_ALLOWED_REGIONS)"
+
+    result = manage("shell", "-c", shown, env={"DEBUG": "1", "PHONE_REGION": " ru", "SMS_ALLOWED_REGIONS": "ru, kz"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["RU", "RU", "KZ"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTP_TTL_SECONDS", "abc"),
+        ("SMS_TIMEOUT", "10s"),
+        ("SMS_TIMEOUT", "nan"),
+        ("SMS_TIMEOUT", "0"),
+        ("OTP_SENDS_PER_HOUR", "0"),
+        ("OTP_FAILURES_PER_DAY", "0"),
+        ("OTP_RESEND_SECONDS", "-60"),
+        ("NUM_PROXIES", "-1"),
+        ("API_MAX_BODY_BYTES", "-1"),
+        ("JWT_ACCESS_MINUTES", "0"),
+        ("SECURE_SSL_REDIRECT", "ture"),
+        ("CONN_HEALTH_CHECKS", "enable"),
+        ("DATABASE_URL", "postgres//db/name"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_FORMAT", "text"),
+        ("PHONE_REGION", "XX"),
+        ("SMS_ALLOWED_REGIONS", "RU,XX"),
+        ("REDIS_URL", "localhost:6379"),
+        ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{id}"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, value):
+    result = manage("check", env={"DEBUG": "1", name: value})
+
+    assert result.returncode != 0
+    last_lines = (result.stderr.strip().splitlines() or [""])[-3:]
+    assert any(name in line for line in last_lines), result.stderr

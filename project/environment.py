@@ -1,0 +1,80 @@
+"""The process environment as the settings read it: django-environ, stricter where a typo would pass."""
+
+import math
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BOOLEAN_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0"}
+
+
+class Environment(environ.Env):
+    """django-environ's Env, where a number or a boolean
+
+    - left empty (`NAME=` in .env) is the default, as in project/gunicorn.conf.py: django-environ
+      would stop start-up with `invalid literal for int()`, naming no variable;
+    - that cannot be read, or lies outside its bounds, stops start-up with a message that names the
+      variable: django-environ reads `10s` as 10 and `1.5.2` as 15.2, and any word but its own
+      true ones as false, so `SECURE_SSL_REDIRECT=ture` would turn HTTPS redirects off.
+
+    Text keeps its meaning when empty: `SMS_ALLOWED_REGIONS=` is "everywhere", not the default.
+    """
+
+    def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = None) -> int:
+        text = self._text(var)
+        if text is None:
+            return self._default(var, default)
+        try:
+            value = int(text)
+        except ValueError:
+            raise ImproperlyConfigured(f"{var}={text!r} is not a whole number.") from None
+        return self._at_least(var, value, minimum)
+
+    def float(self, var, default=environ.Env.NOTSET, *, minimum: float | None = None) -> float:
+        text = self._text(var)
+        if text is None:
+            return self._default(var, default)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ImproperlyConfigured(f"{var}={text!r} is not a number.") from None
+        if not math.isfinite(value):
+            raise ImproperlyConfigured(f"{var}={text!r} is not a finite number.")
+        return self._at_least(var, value, minimum)
+
+    def bool(self, var, default=environ.Env.NOTSET) -> bool:
+        text = self._text(var)
+        if text is None:
+            return self._default(var, default)
+        if text.lower() not in BOOLEAN_WORDS:
+            raise ImproperlyConfigured(f"{var}={text!r} is not a boolean: use true or false (1/0, yes/no, on/off).")
+        return text.lower() in self.BOOLEAN_TRUE_STRINGS
+
+    def db_url(self, var="DATABASE_URL", default=environ.Env.NOTSET, engine=None) -> dict:
+        try:
+            config = super().db_url(var, default=default, engine=engine)
+            if "ENGINE" not in config:  # a URL of no known scheme parses without one
+                raise ValueError("no known scheme")
+        except (KeyError, ValueError) as exc:
+            # The value is not repeated: it may hold a password.
+            raise ImproperlyConfigured(
+                f"{var} is not a database URL such as postgres://user:password@host:5432/name ({exc})."
+            ) from None
+        return config
+
+    db = db_url
+
+    def _text(self, var: str) -> str | None:
+        text = self.ENVIRON.get(var, "").strip()
+        return text or None
+
+    def _default(self, var: str, default):
+        if default is self.NOTSET:
+            raise ImproperlyConfigured(f"Set the {var} environment variable.")
+        return default
+
+    @staticmethod
+    def _at_least(var: str, value, minimum):
+        if minimum is not None and value < minimum:
+            raise ImproperlyConfigured(f"{var}={value} is below its least value, {minimum}.")
+        return value
