@@ -21,26 +21,10 @@ class Environment(environ.Env):
     """
 
     def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = None) -> int:
-        text = self._text(var)
-        if text is None:
-            return self._default(var, default)
-        try:
-            value = int(text)
-        except ValueError:
-            raise ImproperlyConfigured(f"{var}={text!r} is not a whole number.") from None
-        return self._at_least(var, value, minimum)
+        return self._number(var, default, minimum, int, "a whole number")
 
     def float(self, var, default=environ.Env.NOTSET, *, minimum: float | None = None) -> float:
-        text = self._text(var)
-        if text is None:
-            return self._default(var, default)
-        try:
-            value = float(text)
-        except ValueError:
-            raise ImproperlyConfigured(f"{var}={text!r} is not a number.") from None
-        if not math.isfinite(value):
-            raise ImproperlyConfigured(f"{var}={text!r} is not a finite number.")
-        return self._at_least(var, value, minimum)
+        return self._number(var, default, minimum, float, "a finite number")
 
     def bool(self, var, default=environ.Env.NOTSET) -> bool:
         text = self._text(var)
@@ -73,8 +57,16 @@ class Environment(environ.Env):
             raise ImproperlyConfigured(f"Set the {var} environment variable.")
         return default
 
-    @staticmethod
-    def _at_least(var: str, value, minimum):
+    def _number(self, var: str, default, minimum, parse, kind: str):
+        text = self._text(var)
+        if text is None:
+            return self._default(var, default)
+        try:
+            value = parse(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ImproperlyConfigured(f"{var}={text!r} is not {kind}.")
         if minimum is not None and value < minimum:
-            raise ImproperlyConfigured(f"{var}={value} is below its least value, {minimum}.")
+            raise ImproperlyConfigured(f"{var}={text} is below its least value, {minimum}.")
         return value
