@@ -172,6 +172,30 @@ def test_expired_access_token_is_refreshed_and_the_new_refresh_token_kept(open_p
     assert rotated_out.status == 401
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (503, {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}),
+        (429, {"code": "throttled", "detail": "Request was throttled. Expected available in 9 seconds."}),
+    ],
+)
+def test_a_refresh_that_fails_for_a_while_keeps_the_session(open_page, outbox, status, body):
+    page = open_page()
+    sign_in(page, outbox, "+79110000006")
+    refresh = page.evaluate("sessionStorage.getItem('refresh')")
+    page.evaluate("sessionStorage.setItem('access', 'expired')")
+    page.route("**/api/v1/auth/token/refresh/", lambda route: route.fulfill(status=status, json=body))
+
+    page.reload()
+    sync_api.expect(page.get_by_text(body["detail"])).to_be_visible()
+
+    assert page.evaluate("sessionStorage.getItem('refresh')") == refresh
+    sync_api.expect(page.get_by_text("Your session has ended")).to_have_count(0)
+    page.unroute("**/api/v1/auth/token/refresh/")
+    page.reload()
+    sync_api.expect(page.get_by_label("Your invite code")).not_to_have_value("")
+
+
 def test_sign_out_revokes_the_refresh_token(open_page, outbox, live_server):
     page = open_page()
     sign_in(page, outbox, "+79110000006")

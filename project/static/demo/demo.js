@@ -116,12 +116,16 @@ async function send(method, url, body, auth) {
 // same (now blacklisted) token would fail and sign the person out.
 let refreshing = null;
 
+// True with new tokens, false when the refresh token is no longer good (401). Anything else (a
+// limit, an outage) says nothing about the session: it is thrown, and the tokens are kept.
 function refreshTokens() {
   refreshing ??= (async () => {
     try {
       const response = await send("POST", `${API}auth/token/refresh/`, { refresh: tokens.refresh }, false);
-      if (!response.ok) return false;
-      tokens.save(await response.json());
+      if (response.status === 401) return false;
+      const data = await response.json().catch(() => null);
+      if (!response.ok) throw new ApiError(response.status, data);
+      tokens.save(data);
       return true;
     } finally {
       refreshing = null;
