@@ -130,6 +130,17 @@ def test_entrypoint_gives_up_on_an_unreachable_database():
     assert time.monotonic() - started < 30
 
 
+def test_entrypoint_names_a_wait_that_is_not_a_number():
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"],
+        cwd=ROOT, env=production_env(DB_WAIT_SECONDS="a minute"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "entrypoint: DB_WAIT_SECONDS='a minute' is not a number of seconds"
+
+
 def test_database_outage_gives_json_503_not_500():
     sock = listening_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
