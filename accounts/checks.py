@@ -73,3 +73,17 @@ def redis_url_parses(app_configs, **kwargs):
         # The value is not repeated: it may hold a password.
         return [Error(f"REDIS_URL is not a URL such as redis://host:6379/0 ({exc}).", id="accounts.E005")]
     return []
+
+
+@register()
+def sms_provider_is_configured(app_configs, **kwargs):
+    """A provider without its credentials fails at start-up, not with a 503 for every sign-in."""
+    name = settings.SMS_BACKEND
+    try:
+        backend = import_string(BACKENDS.get(name, name))
+    except ImportError:
+        return []  # sms_backend_exists reports it
+    missing = [setting for setting in getattr(backend, "required_settings", ()) if not getattr(settings, setting)]
+    if missing:
+        return [Error(f"SMS_BACKEND={name} needs {' and '.join(missing)}.", id="accounts.E006")]
+    return []

@@ -113,9 +113,10 @@ class _SmsAeroGate(SmsAero):
 
 class SmsAeroBackend(BaseBackend):
     provider = "SMS Aero"
+    required_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY", "SMSAERO_URL")
 
     def send(self, *, phone: str, text: str) -> None:
-        _require(self.provider, phone, "SMSAERO_EMAIL", "SMSAERO_API_KEY", "SMSAERO_URL")
+        _require(self.provider, phone, *self.required_settings)
         try:
             client = _SmsAeroGate(
                 email=settings.SMSAERO_EMAIL,
@@ -148,9 +149,10 @@ class SmsAeroBackend(BaseBackend):
 
 class ExolveBackend(BaseBackend):
     provider = "Exolve"
+    required_settings = ("EXOLVE_API_KEY", "EXOLVE_SENDER", "EXOLVE_URL")
 
     def send(self, *, phone: str, text: str) -> None:
-        _require(self.provider, phone, "EXOLVE_API_KEY", "EXOLVE_SENDER", "EXOLVE_URL")
+        _require(self.provider, phone, *self.required_settings)
         url = f"{settings.EXOLVE_URL.rstrip('/')}/messaging/v1/SendSMS"
         try:
             response = _within_sms_timeout(

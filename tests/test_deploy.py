@@ -136,6 +136,8 @@ def test_regions_are_read_in_any_case_and_spacing():
         ("SMS_ALLOWED_REGIONS", "RU,XX"),
         ("REDIS_URL", "localhost:6379"),
         ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{id}"),
+        ("SMS_BACKEND", "smsaero"),  # without SMSAERO_EMAIL and SMSAERO_API_KEY
+        ("SMS_BACKEND", "exolve"),  # without EXOLVE_API_KEY and EXOLVE_SENDER
     ],
 )
 def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, value):
