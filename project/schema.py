@@ -8,8 +8,10 @@ Which errors an operation can return follows mostly from how its view is set up
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from django.conf import settings
 from drf_spectacular import openapi
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -23,6 +25,17 @@ class AccessTokenScheme(SimpleJWTStatelessUserScheme):
     """The Bearer scheme of SimpleJWT's stateless check, for its subclass that caches verified tokens."""
 
     target_class = "accounts.authentication.AccessTokenAuthentication"
+
+
+class OneTimeCodeFieldSchema(OpenApiSerializerFieldExtension):
+    """The code's rule in the schema, without validators on the field: DRF copies a serializer's fields
+    on every request, and its to_internal_value refuses anything else first."""
+
+    target_class = "accounts.fields.OneTimeCodeField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        length = settings.OTP_LENGTH
+        return {"type": "string", "maxLength": length, "pattern": f"^[0-9]{{{length}}}$"}
 
 
 class ErrorSerializer(serializers.Serializer):
