@@ -22,9 +22,15 @@ class AuthIPThrottle(SimpleRateThrottle):
         ident = super().get_ident(request)
         try:
             address = ipaddress.ip_address(ident)
-            if getattr(address, "scope_id", None):
+            if address.version == 4:
+                return str(address)
+            if address.scope_id:
                 raise ValueError(ident)  # "::1%anything": a new bucket for every suffix
-            return str(address)  # one spelling per address (IPv6 has many)
+            if address.ipv4_mapped:
+                return str(address.ipv4_mapped)  # the IPv4 client's own bucket
+            # A device picks any address of its /64 at will (privacy extensions): one bucket for
+            # the network, written one way (IPv6 has many spellings).
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
         except ValueError:
             # Not an address: a client past the proxy wrote its own X-Forwarded-For. It counts
             # against the peer that sent it rather than a bucket of its own choosing.

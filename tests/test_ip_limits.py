@@ -46,6 +46,29 @@ def test_limits_are_per_endpoint_and_per_ip(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff:abcd:1234:5678"),  # one /64: a device picks any address in it
+        ("203.0.113.7", "::ffff:203.0.113.7"),  # IPv4, and the same address as IPv6 writes it
+    ],
+)
+def test_addresses_one_client_can_switch_between_share_a_bucket(settings, first, second):
+    settings.AUTH_IP_RATE = "1/minute"
+
+    assert APIClient(REMOTE_ADDR=first).post("/api/v1/auth/token/", {}, format="json").status_code == 400
+    assert APIClient(REMOTE_ADDR=second).post("/api/v1/auth/token/", {}, format="json").status_code == 429
+
+
+@pytest.mark.django_db
+def test_neighbouring_ipv6_networks_have_buckets_of_their_own(settings):
+    settings.AUTH_IP_RATE = "1/minute"
+
+    assert APIClient(REMOTE_ADDR="2001:db8:1:2::1").post("/api/v1/auth/token/", {}, format="json").status_code == 400
+    assert APIClient(REMOTE_ADDR="2001:db8:1:3::1").post("/api/v1/auth/token/", {}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
 def test_forwarded_for_header_does_not_pick_the_bucket(settings):
     settings.AUTH_IP_RATE = "1/minute"
     client = APIClient(REMOTE_ADDR="203.0.113.7")
