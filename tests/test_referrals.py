@@ -618,3 +618,17 @@ def test_invitee_pages_walk_both_ways_over_equal_timestamps(authed, page_size):
 
     assert [phone for page in forward for phone in page] == expected
     assert backward == forward[:-1]
+
+
+def test_a_disabled_accounts_code_still_works(authed, make_user):
+    inviter = make_user()
+    inviter.is_active = False
+    inviter.save()
+    client = authed()
+
+    preview = client.get(f"/api/v1/invite-codes/{code_of(inviter)}/")
+    response = activate(client, code_of(inviter))
+
+    assert preview.status_code == 200
+    assert response.status_code == 200
+    assert response.json()["invited_by"] == inviter.phone
