@@ -130,15 +130,30 @@ def test_entrypoint_gives_up_on_an_unreachable_database():
     assert time.monotonic() - started < 30
 
 
-def test_entrypoint_names_a_wait_that_is_not_a_number():
+@pytest.mark.parametrize("wait", ["a minute", "nan", "inf", "-5"])
+def test_entrypoint_names_a_wait_that_is_not_a_number_of_seconds(tmp_path, wait):
     result = subprocess.run(
         [str(ROOT / "bin" / "entrypoint"), "true"],
-        cwd=ROOT, env=production_env(DB_WAIT_SECONDS="a minute"),
+        cwd=ROOT, env=production_env(DB_WAIT_SECONDS=wait, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == "entrypoint: DB_WAIT_SECONDS='a minute' is not a number of seconds"
+    assert result.stderr.strip().splitlines()[-1] == f"entrypoint: DB_WAIT_SECONDS={wait!r} is not a number of seconds"
+
+
+@pytest.mark.parametrize(("name", "value"), [("SMS_BACKEND", "smsaero"), ("PHONE_REGION", "XX")])
+def test_entrypoint_runs_the_system_checks_before_anything_starts(tmp_path, name, value):
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"],
+        cwd=ROOT, env=production_env(**{name: value}, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Applying" not in result.stdout
 
 
 def test_database_outage_gives_json_503_not_500():
