@@ -53,7 +53,8 @@ def auth_ip_rate_parses(app_configs, **kwargs):
 @register()
 def regions_are_known(app_configs, **kwargs):
     """A region phonenumbers does not know would refuse every number quietly."""
-    named = [("PHONE_REGION", settings.PHONE_REGION)]
+    # An empty PHONE_REGION is none: every number must then be written with its country code.
+    named = [("PHONE_REGION", settings.PHONE_REGION)] if settings.PHONE_REGION else []
     named += [("SMS_ALLOWED_REGIONS", region) for region in settings.SMS_ALLOWED_REGIONS]
     return [
         Error(f"{name}: {region!r} is not a region code such as RU or KZ.", id="accounts.E004")
@@ -69,9 +70,15 @@ def redis_url_parses(app_configs, **kwargs):
         return []
     try:
         parse_url(settings.REDIS_URL)
-    except ValueError as exc:
-        # The value is not repeated: it may hold a password.
-        return [Error(f"REDIS_URL is not a URL such as redis://host:6379/0 ({exc}).", id="accounts.E005")]
+    except ValueError:
+        # Neither the value nor the parser's message is repeated: either may hold the password.
+        return [
+            Error(
+                "REDIS_URL is not a URL such as redis://host:6379/0 (a password with / ? # @ or : must be"
+                " percent-encoded).",
+                id="accounts.E005",
+            )
+        ]
     return []
 
 

@@ -39,10 +39,11 @@ class Environment(environ.Env):
             config = super().db_url(var, default=default, engine=engine)
             if "ENGINE" not in config:  # a URL of no known scheme parses without one
                 raise ValueError("no known scheme")
-        except (KeyError, ValueError) as exc:
-            # The value is not repeated: it may hold a password.
+        except (KeyError, ValueError):
+            # Neither the value nor the parser's message is repeated: either may hold the password.
             raise ImproperlyConfigured(
-                f"{var} is not a database URL such as postgres://user:password@host:5432/name ({exc})."
+                f"{var} is not a database URL such as postgres://user:password@host:5432/name (a password"
+                " with / ? # @ or : must be percent-encoded)."
             ) from None
         return config
 

@@ -105,6 +105,21 @@ def test_an_empty_number_or_boolean_means_its_default():
     assert result.stdout.splitlines()[-1].split() == ["300", "10.0", "0:15:00"]
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "password"),
+    [
+        ("DATABASE_URL", "postgres://app:s3cr/etpass@db:5432/app", "s3cr"),
+        ("REDIS_URL", "redis://:hunter2/x@redis:6379/0", "hunter2"),
+    ],
+)
+def test_a_url_that_cannot_be_read_is_named_without_its_password(name, value, password):
+    result = manage("check", env={"DEBUG": "1", name: value})
+
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert password not in result.stdout + result.stderr
+
+
 def test_regions_are_read_in_any_case_and_spacing():
     shown = "from django.conf import settings as s; print(s.PHONE_REGION, *s.SMS_ALLOWED_REGIONS)"
 
