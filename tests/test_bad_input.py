@@ -80,6 +80,24 @@ def test_huge_body_is_413_before_parsing(api):
     assert_envelope(response, 413, "request_too_large")
 
 
+@pytest.mark.parametrize(
+    ("extra", "status", "detail"),
+    [
+        ({}, 413, "Слишком большое тело запроса."),
+        ({"CONTENT_LENGTH": "abc"}, 400, "Неверный запрос."),
+    ],
+)
+def test_body_limit_refusals_speak_the_request_language(api, extra, status, detail):
+    body = json.dumps({"phone": "+79110000000", "padding": "x" * 200_000})
+
+    response = api.generic(
+        "POST", "/api/v1/auth/code/", body, content_type="application/json", HTTP_ACCEPT_LANGUAGE="ru", **extra
+    )
+
+    assert response.status_code == status
+    assert response.json()["detail"] == detail
+
+
 def test_a_body_on_a_get_is_not_read_so_not_refused(authed):
     response = authed().generic("GET", "/api/v1/me/", "x" * 200_000, content_type="application/json")
 
