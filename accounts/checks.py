@@ -1,3 +1,5 @@
+import os
+
 import phonenumbers
 from django.conf import settings
 from django.core.checks import Error, register
@@ -93,4 +95,17 @@ def sms_provider_is_configured(app_configs, **kwargs):
     missing = [setting for setting in getattr(backend, "required_settings", ()) if not getattr(settings, setting)]
     if missing:
         return [Error(f"SMS_BACKEND={name} needs {' and '.join(missing)}.", id="accounts.E006")]
+    return []
+
+
+@register()
+def sms_timeout_ends_before_the_worker_is_killed(app_configs, **kwargs):
+    """A send still waiting when gunicorn kills its worker leaves the client a dropped connection, not the 503."""
+    try:  # as project/gunicorn.conf.py reads it
+        worker_timeout = int(os.environ.get("GUNICORN_TIMEOUT", "").strip() or 30)
+    except ValueError:
+        return []  # gunicorn refuses it itself
+    if 0 < worker_timeout <= settings.SMS_TIMEOUT:
+        message = f"SMS_TIMEOUT={settings.SMS_TIMEOUT:g} must be below GUNICORN_TIMEOUT={worker_timeout}."
+        return [Error(message, id="accounts.E007")]
     return []

@@ -90,6 +90,9 @@ class _SmsAeroGate(SmsAero):
     def get_gate_urls(self) -> list[str]:
         return [self._gate_url]
 
+    def close(self) -> None:
+        self._session.close()
+
     def request(self, selector: str, data: dict | None = None, page: int | None = None, proto: str = "https"):
         # The library's own follows redirects (re-posting the message each time, up to 30) and reads
         # the body of any status: one POST here, and only a 2xx answer can be a success.
@@ -111,12 +114,27 @@ class _SmsAeroGate(SmsAero):
         return urljoin(url, f"?page={int(page)}") if page else url
 
 
-class SmsAeroBackend(BaseBackend):
-    provider = "SMS Aero"
-    required_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY", "SMSAERO_URL")
+class ProviderBackend(BaseBackend):
+    """A provider's HTTP API: `deliver` sends and checks the answer, `send` gives it SMS_TIMEOUT in all."""
+
+    provider = ""
+    required_settings: tuple[str, ...] = ()
 
     def send(self, *, phone: str, text: str) -> None:
         _require(self.provider, phone, *self.required_settings)
+        message_id = _within_sms_timeout(self.provider, phone, lambda: self.deliver(phone=phone, text=text))
+        logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)
+
+    def deliver(self, *, phone: str, text: str) -> str:
+        """The provider's id of the accepted message, or SmsDeliveryError."""
+        raise NotImplementedError
+
+
+class SmsAeroBackend(ProviderBackend):
+    provider = "SMS Aero"
+    required_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY", "SMSAERO_URL")
+
+    def deliver(self, *, phone: str, text: str) -> str:
         try:
             client = _SmsAeroGate(
                 email=settings.SMSAERO_EMAIL,
@@ -125,12 +143,13 @@ class SmsAeroBackend(BaseBackend):
                 gate_url=settings.SMSAERO_URL,
                 timeout=settings.SMS_TIMEOUT,
             )
-            number = int(phone.lstrip("+"))
-            answer = _within_sms_timeout(self.provider, phone, lambda: client.send_sms(number=number, text=text))
+            try:
+                answer = client.send_sms(number=int(phone.lstrip("+")), text=text)
+            finally:
+                client.close()
         except SmsAeroNoMoneyException as exc:
             raise _fail(self.provider, phone, "no money on the account") from exc
         except SmsAeroConnectionException as exc:
-            # The library folds refused connections, timeouts and non-JSON answers into this one exception.
             reason = f"no usable answer from {settings.SMSAERO_URL} within {settings.SMS_TIMEOUT} s"
             raise _fail(self.provider, phone, reason) from exc
         except SmsAeroException as exc:
@@ -144,27 +163,22 @@ class SmsAeroBackend(BaseBackend):
         message_id = answer.get("id") if isinstance(answer, dict) else None
         if message_id in (None, ""):
             raise _fail(self.provider, phone, "answered success without the message's id")
-        logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)
+        return str(message_id)
 
 
-class ExolveBackend(BaseBackend):
+class ExolveBackend(ProviderBackend):
     provider = "Exolve"
     required_settings = ("EXOLVE_API_KEY", "EXOLVE_SENDER", "EXOLVE_URL")
 
-    def send(self, *, phone: str, text: str) -> None:
-        _require(self.provider, phone, *self.required_settings)
+    def deliver(self, *, phone: str, text: str) -> str:
         url = f"{settings.EXOLVE_URL.rstrip('/')}/messaging/v1/SendSMS"
         try:
-            response = _within_sms_timeout(
-                self.provider,
-                phone,
-                lambda: requests.post(
-                    url,
-                    json={"number": settings.EXOLVE_SENDER, "destination": phone.lstrip("+"), "text": text},
-                    headers={"Authorization": f"Bearer {settings.EXOLVE_API_KEY}"},
-                    timeout=settings.SMS_TIMEOUT,
-                    allow_redirects=False,
-                ),
+            response = requests.post(
+                url,
+                json={"number": settings.EXOLVE_SENDER, "destination": phone.lstrip("+"), "text": text},
+                headers={"Authorization": f"Bearer {settings.EXOLVE_API_KEY}"},
+                timeout=settings.SMS_TIMEOUT,
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             raise _fail(self.provider, phone, f"no answer within {settings.SMS_TIMEOUT} s") from exc
@@ -174,8 +188,8 @@ class ExolveBackend(BaseBackend):
             raise _fail(self.provider, phone, f"answered HTTP {response.status_code}")
         try:
             message_id = response.json()["message_id"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise _fail(self.provider, phone, f"answered HTTP {response.status_code} without a message_id") from exc
+        except (ValueError, TypeError, KeyError):
+            message_id = None
         if message_id in (None, ""):
             raise _fail(self.provider, phone, f"answered HTTP {response.status_code} without a message_id")
-        logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)
+        return str(message_id)

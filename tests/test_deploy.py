@@ -136,6 +136,7 @@ def test_regions_are_read_in_any_case_and_spacing():
         ("SMS_TIMEOUT", "10s"),
         ("SMS_TIMEOUT", "nan"),
         ("SMS_TIMEOUT", "0"),
+        ("SMS_TIMEOUT", "30"),  # gunicorn would kill the worker first (GUNICORN_TIMEOUT, 30)
         ("OTP_SENDS_PER_HOUR", "0"),
         ("OTP_FAILURES_PER_DAY", "0"),
         ("OTP_RESEND_SECONDS", "-60"),

@@ -211,6 +211,25 @@ def test_a_provider_that_trickles_its_answer_is_cut_off_at_sms_timeout(provider,
     assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.parametrize(("status", "late_acceptance_logged"), [(200, True), (500, False)])
+def test_an_answer_after_the_timeout_is_logged_only_when_it_accepted(
+    provider, settings, caplog, status, late_acceptance_logged
+):
+    settings.SMS_TIMEOUT = 0.3
+    provider.answers(status, ACCEPTED[provider.name], trickle=0.005)  # about 1 s for the whole answer
+
+    with pytest.raises(SmsDeliveryError, match=r"within 0\.3 s"):
+        send()
+    messages = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(messages) < 2:  # the timeout's, then the late answer's
+        time.sleep(0.1)
+        messages = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+
+    assert len(messages) == 2, messages
+    assert ("after the client was told it failed" in messages[1]) is late_acceptance_logged, messages
+
+
 def test_a_redirect_is_not_followed(provider):
     provider.answers(307, ACCEPTED[provider.name], headers={"Location": "/elsewhere/"})
 
