@@ -144,7 +144,7 @@ def test_regions_are_read_in_any_case_and_spacing():
         ("API_MAX_BODY_BYTES", "-1"),
         ("JWT_ACCESS_MINUTES", "0"),
         ("SECURE_SSL_REDIRECT", "ture"),
-        ("CONN_HEALTH_CHECKS", "enable"),
+        ("CSRF_COOKIE_SECURE", "enable"),
         ("DATABASE_URL", "postgres//db/name"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_FORMAT", "text"),
