@@ -7,7 +7,6 @@ log nor the reason ever carries the message text (it holds the code) or the full
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -19,7 +18,6 @@ from accounts.phone_numbers import mask_phone
 from accounts.sms_backends import BaseBackend, SmsDeliveryError
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
@@ -27,8 +25,8 @@ def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
     return SmsDeliveryError(f"{provider}: {reason}")
 
 
-def _within_sms_timeout(provider: str, phone: str, call: Callable[[], T]) -> T:
-    """call()'s result, or SmsDeliveryError once SMS_TIMEOUT has passed, however the time went.
+def _within_sms_timeout(provider: str, phone: str, call: Callable[[], str]) -> str:
+    """call()'s message id, or SmsDeliveryError once SMS_TIMEOUT has passed, however the time went.
 
     requests bounds the connection and each read, not the whole: an answer trickled a byte at a
     time, or a slow DNS lookup, could hold the request (and its worker) far longer. So the call runs
