@@ -6,7 +6,12 @@ import os
 # An empty value (`NAME=` in .env) means the default, as for the Django settings.
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
-    return default if value == "" else int(value)
+    if value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name}={value!r} is not a whole number.") from None
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -142,6 +142,19 @@ def test_entrypoint_names_a_wait_that_is_not_a_number_of_seconds(tmp_path, wait)
     assert result.stderr.strip().splitlines()[-1] == f"entrypoint: DB_WAIT_SECONDS={wait!r} is not a number of seconds"
 
 
+@pytest.mark.parametrize(
+    "name", ["PORT", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"]
+)  # WEB_CONCURRENCY: gunicorn reads it first
+def test_gunicorn_names_a_setting_that_is_not_a_number(name):
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "--check-config", "project.wsgi"],
+        cwd=ROOT, env=production_env(**{name: "abc"}), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert f"{name}='abc' is not a whole number." in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(("name", "value"), [("SMS_BACKEND", "smsaero"), ("PHONE_REGION", "XX")])
 def test_entrypoint_runs_the_system_checks_before_anything_starts(tmp_path, name, value):
     result = subprocess.run(
