@@ -5,14 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-from accounts.exceptions import (
-    AccountDisabled,
-    CodeExpired,
-    InvalidCode,
-    PhoneCannotReceiveSms,
-    PhoneRegionNotAllowed,
-    SmsDeliveryFailed,
-)
+from accounts import exceptions
 from accounts.fields import OneTimeCodeField, PhoneNumberField
 from accounts.profile import profile_serializer_class
 from accounts.services import request_code, sign_in
@@ -54,7 +47,7 @@ class RequestCodeView(PublicAuthView):
         ),
         examples=schema_examples.REQUEST_CODE,
     )
-    @api_errors(PhoneRegionNotAllowed, PhoneCannotReceiveSms, SmsDeliveryFailed)
+    @api_errors(exceptions.PhoneRegionNotAllowed, exceptions.PhoneCannotReceiveSms, exceptions.SmsDeliveryFailed)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -95,7 +88,7 @@ class ObtainTokenView(PublicAuthView):
         ),
         examples=schema_examples.OBTAIN_TOKEN,
     )
-    @api_errors(InvalidCode, CodeExpired, AccountDisabled)
+    @api_errors(exceptions.InvalidCode, exceptions.CodeExpired, exceptions.AccountDisabled)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
