@@ -31,6 +31,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
+# A browser app reads how long a 429 asks it to wait; scripts see no other header unless named here.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

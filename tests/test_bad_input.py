@@ -217,6 +217,18 @@ def test_too_large_reply_carries_cors_headers(api, settings):
     assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
+def test_browser_clients_may_read_retry_after(api, settings):
+    # Retry-After is not a header browsers show a page's scripts unless the reply says they may.
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    origin = {"HTTP_ORIGIN": "https://app.example.com"}
+    api.post("/api/v1/auth/code/", {"phone": "+79110000000"}, format="json", **origin)
+
+    response = api.post("/api/v1/auth/code/", {"phone": "+79110000000"}, format="json", **origin)
+
+    assert response.status_code == 429 and response["Retry-After"]
+    assert "retry-after" in response["Access-Control-Expose-Headers"].lower().split(", ")
+
+
 @pytest.mark.parametrize("path", ["/api/v1/nope/", "/api/v1/auth/code", "/api/nothing"])
 def test_unknown_api_posts_are_json_404_for_clients_without_csrf_cookies(path):
     client = APIClient(enforce_csrf_checks=True)
