@@ -49,15 +49,14 @@ class CodeSent:
 
 def request_code(*, phone: str) -> CodeSent:
     """Send a fresh code to `phone` unless a limit says no; a failed send spends no limit."""
-    sent = CodeSent(phone, settings.OTP_LENGTH, settings.OTP_TTL_SECONDS, settings.OTP_RESEND_SECONDS)
     if otp.fixed_code_for(phone) is not None:
-        return sent
+        return CodeSent(phone, settings.OTP_LENGTH, settings.OTP_TTL_SECONDS, settings.OTP_RESEND_SECONDS)
     if not may_receive_codes(phone):
         raise PhoneRegionNotAllowed()
     if not may_receive_sms(phone):
         raise PhoneCannotReceiveSms()
     code = otp.generate_code()
-    send = _reserve_send(phone=phone)
+    send, retry_after = _reserve_send(phone=phone)
     with translation.override(settings.SMS_LANGUAGE):
         text = _("Your sign-in code: %(code)s") % {"code": code}
     try:
@@ -69,23 +68,40 @@ def request_code(*, phone: str) -> CodeSent:
         _release_send(send)  # a bug in a backend still must not cost the person their limits
         raise
     _install_code(phone=phone, code=code)
-    return sent
+    return CodeSent(phone, settings.OTP_LENGTH, settings.OTP_TTL_SECONDS, retry_after)
 
 
 @batched_transaction()
-def _reserve_send(*, phone: str) -> CodeSend:
-    """Count a send against every limit, or raise Throttled; committed before the SMS goes out."""
+def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
+    """Count a send against every limit, or raise Throttled; committed before the SMS goes out.
+
+    Also the seconds until the phone may ask again, as its limits will then see it.
+    """
     now = timezone.now()
     _lock_phone(phone)
     recent = _recent_sends_clearing_old(phone, now=now)
-    _refuse_over_limit(recent, now=now, window=timedelta(seconds=settings.OTP_RESEND_SECONDS), limit=1)
-    _refuse_over_limit(recent, now=now, window=HOUR, limit=settings.OTP_SENDS_PER_HOUR)
-    _refuse_over_limit(recent, now=now, window=DAY, limit=settings.OTP_SENDS_PER_DAY)
+    for window, limit in _send_limits():
+        _refuse_over_limit(recent, now=now, window=window, limit=limit)
     hour = now.replace(minute=0, second=0, microsecond=0)
     send = _record_send_within_budget(phone, now=now, hour=hour)
     if send is None:
         raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
-    return send
+    return send, _seconds_until_next_send([now, *recent], now=now)
+
+
+def _send_limits() -> list[tuple[timedelta, int]]:
+    """Each window of a phone's sends and how many it may hold."""
+    return [
+        (timedelta(seconds=settings.OTP_RESEND_SECONDS), 1),
+        (HOUR, settings.OTP_SENDS_PER_HOUR),
+        (DAY, settings.OTP_SENDS_PER_DAY),
+    ]
+
+
+def _seconds_until_next_send(newest_first: list[datetime], *, now: datetime) -> int:
+    # A window full to its limit lets the next send in once the oldest send it counts leaves it.
+    free_at = [newest_first[limit - 1] + window for window, limit in _send_limits() if len(newest_first) >= limit]
+    return max(0, math.ceil((max(free_at, default=now) - now).total_seconds()))
 
 
 def _recent_sends_clearing_old(phone: str, *, now: datetime) -> list[datetime]:

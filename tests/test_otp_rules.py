@@ -77,6 +77,32 @@ def test_at_most_five_codes_an_hour(api, outbox):
     assert len(outbox) == 5
 
 
+def test_the_fifth_code_of_the_hour_says_when_the_sixth_may_be_asked_for(api, outbox):
+    for _ in range(4):
+        assert request_code(api).json()["retry_after"] == 60
+        age_sends(timedelta(seconds=61))
+
+    fifth = request_code(api).json()["retry_after"]
+    age_sends(timedelta(seconds=61))
+
+    # The oldest of the five leaves the hour window 3600 - 4 * 61 s after the fifth went out.
+    assert fifth == 3600 - 4 * 61
+    refused = request_code(api)
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) == fifth - 61
+
+
+def test_the_tenth_code_of_the_day_says_when_the_eleventh_may_be_asked_for(api, outbox):
+    for _ in range(9):
+        assert request_code(api).status_code == 200
+        age_sends(timedelta(minutes=13))
+
+    tenth = request_code(api).json()["retry_after"]
+
+    # The oldest of the ten was sent 9 * 13 minutes ago; the day window lets it go 24 h after.
+    assert tenth == 24 * 3600 - 9 * 13 * 60
+
+
 def test_at_most_ten_codes_a_day(api, outbox):
     for _ in range(10):
         assert request_code(api).status_code == 200
