@@ -17,7 +17,8 @@ class Environment(environ.Env):
       variable: django-environ reads `10s` as 10 and `1.5.2` as 15.2, and any word but its own
       true ones as false, so `SECURE_SSL_REDIRECT=ture` would turn HTTPS redirects off.
 
-    Text keeps its meaning when empty: `SMS_ALLOWED_REGIONS=` is "everywhere", not the default.
+    Text keeps its meaning when empty: `SMS_ALLOWED_REGIONS=` is "everywhere", not the default. A
+    list's items lose the spaces around them.
     """
 
     def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = None) -> int:
@@ -37,7 +38,8 @@ class Environment(environ.Env):
     def db_url(self, var="DATABASE_URL", default=environ.Env.NOTSET, engine=None) -> dict:
         try:
             config = super().db_url(var, default=default, engine=engine)
-            if "ENGINE" not in config:  # a URL of no known scheme parses without one
+            # A URL of no known scheme parses without an engine, or with the scheme itself as one.
+            if config.get("ENGINE") not in self.DB_SCHEMES.values():
                 raise ValueError("no known scheme")
         except (KeyError, ValueError):
             # Neither the value nor the parser's message is repeated: either may hold the password.
@@ -48,6 +50,10 @@ class Environment(environ.Env):
         return config
 
     db = db_url
+
+    def list(self, var, cast=None, default=environ.Env.NOTSET) -> list:
+        # `a, b` is a common way to write a list; django-environ would keep " b", a host no request names.
+        return [item.strip() for item in super().list(var, cast=cast, default=default) if item.strip()]
 
     def _text(self, var: str) -> str | None:
         text = self.ENVIRON.get(var, "").strip()

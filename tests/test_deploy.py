@@ -129,6 +129,24 @@ def test_regions_are_read_in_any_case_and_spacing():
     assert result.stdout.splitlines()[-1].split() == ["RU", "RU", "KZ"]
 
 
+def test_lists_are_read_with_spaces_after_their_commas():
+    shown = (
+        "from django.conf import settings as s; print(s.ALLOWED_HOSTS, s.CSRF_TRUSTED_ORIGINS, s.CORS_ALLOWED_ORIGINS)"
+    )
+    lists = {
+        "ALLOWED_HOSTS": "api.example.com, 127.0.0.1 ,",
+        "CSRF_TRUSTED_ORIGINS": "https://a.example.com, https://b.example.com",
+        "CORS_ALLOWED_ORIGINS": " https://app.example.com",
+    }
+
+    result = manage("shell", "-c", shown, env={"DEBUG": "1", **lists})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "['api.example.com', '127.0.0.1'] ['https://a.example.com', 'https://b.example.com'] ['https://app.example.com']"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -146,12 +164,15 @@ def test_regions_are_read_in_any_case_and_spacing():
         ("SECURE_SSL_REDIRECT", "ture"),
         ("CSRF_COOKIE_SECURE", "enable"),
         ("DATABASE_URL", "postgres//db/name"),
+        ("DATABASE_URL", "postgress://app:secret@db:5432/app"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_FORMAT", "text"),
         ("PHONE_REGION", "XX"),
         ("SMS_ALLOWED_REGIONS", "RU,XX"),
         ("REDIS_URL", "localhost:6379"),
         ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{id}"),
+        ("INVITE_URL_TEMPLATE", "https://app.example.com/invite"),  # every user would share one link
+        ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{code:>40}"),
         ("SMS_BACKEND", "smsaero"),  # without SMSAERO_EMAIL and SMSAERO_API_KEY
         ("SMS_BACKEND", "exolve"),  # without EXOLVE_API_KEY and EXOLVE_SENDER
     ],
