@@ -1,7 +1,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
+# Empty (`PORT=` in the environment) means the default, as for gunicorn and the health check.
+PORT := $(or $(PORT),8000)
 
 .PHONY: run test lint format schema schema-check messages install migrate check-container bench
 

@@ -3,28 +3,43 @@
 import os
 
 
-# An empty value (`NAME=` in .env) means the default, as for the Django settings.
-def env_int(name: str, default: int) -> int:
+# Read as the Django settings read theirs (project/environment.py): an empty value (`NAME=` in .env)
+# means the default, and one that cannot be used stops start-up naming itself.
+def env_int(name: str, default: int, minimum: int = 0) -> int:
     value = os.environ.get(name, "").strip()
     if value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise SystemExit(f"{name}={value!r} is not a whole number.") from None
+    if number < minimum:
+        raise SystemExit(f"{name}={number} is below its least value, {minimum}.")
+    return number
+
+
+TRUE_WORDS = {"true", "on", "ok", "y", "yes", "1"}  # django-environ's, as DEBUG is read by the settings
+FALSE_WORDS = {"false", "off", "no", "n", "0"}
 
 
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "")
-    return default if value == "" else value.strip().lower() in {"1", "true", "yes", "on"}
+    value = os.environ.get(name, "").strip().lower()
+    if value == "":
+        return default
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise SystemExit(f"{name}={value!r} is not a boolean: use true or false (1/0, yes/no, on/off).")
+    return value in TRUE_WORDS
 
 
-bind = f"{os.environ.get('GUNICORN_HOST') or '0.0.0.0'}:{env_int('PORT', 8000)}"  # noqa: S104 - a container
+host = os.environ.get("GUNICORN_HOST", "").strip() or "0.0.0.0"  # noqa: S104 - a container
+if ":" in host and not host.startswith("["):
+    host = f"[{host}]"  # an IPv6 address (`::`): gunicorn reads the last colon as the port's
+bind = f"{host}:{env_int('PORT', 8000, minimum=1)}"
 # Requests are short database round trips: about two processes per core. Capped because a container
 # sees every core of the host, and each worker holds a database connection (max_connections is 100).
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-workers = env_int("WEB_CONCURRENCY", min(2 * cores + 1, 12))
-threads = env_int("GUNICORN_THREADS", 1)
+workers = env_int("WEB_CONCURRENCY", min(2 * cores + 1, 12), minimum=1)  # with 0, gunicorn answers nobody
+threads = env_int("GUNICORN_THREADS", 1, minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Used by threaded workers only; behind a load balancer, raise it above the balancer's idle timeout.
@@ -42,7 +57,9 @@ control_socket_disable = True
 # Access and error logs both go to stdout, one line each, in the format Django logs in (LOG_FORMAT).
 loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
-_json = (os.environ.get("LOG_FORMAT") or ("plain" if env_bool("DEBUG", False) else "json")) == "json"
+_json = (
+    os.environ.get("LOG_FORMAT", "").strip().lower() or ("plain" if env_bool("DEBUG", False) else "json")
+) == "json"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

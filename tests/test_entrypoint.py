@@ -155,6 +155,58 @@ def test_gunicorn_names_a_setting_that_is_not_a_number(name):
     assert f"{name}='abc' is not a whole number." in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY=0 is below its least value, 1."),  # no worker would answer
+        ("GUNICORN_THREADS", "0", "GUNICORN_THREADS=0 is below its least value, 1."),
+        ("PORT", "-1", "PORT=-1 is below its least value, 1."),
+        ("GUNICORN_ACCESS_LOG", "ture", "GUNICORN_ACCESS_LOG='ture' is not a boolean"),
+    ],
+)
+def test_gunicorn_names_a_setting_it_cannot_use(name, value, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "--check-config", "project.wsgi"],
+        cwd=ROOT, env=production_env(**{name: value}), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "bind", "json_logs"),
+    [
+        ({"GUNICORN_HOST": "::", "PORT": ""}, "[::]:8000", True),
+        ({"GUNICORN_HOST": " 127.0.0.1 ", "PORT": "8001", "LOG_FORMAT": " JSON"}, "127.0.0.1:8001", True),
+        ({"LOG_FORMAT": "Plain"}, "0.0.0.0:8000", False),
+    ],
+)
+def test_gunicorn_reads_its_settings_as_django_does(environment, bind, json_logs):
+    shown = (
+        "import runpy; c = runpy.run_path('project/gunicorn.conf.py'); "
+        "print(c['bind'], c['logconfig_dict']['handlers']['stdout']['formatter'])"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", shown], cwd=ROOT, env=production_env(**environment),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    assert result.stdout.split() == [bind, "json" if json_logs else "line"]
+
+
+def test_the_health_check_reads_an_empty_port_as_the_default():
+    # Whatever answers on port 8000 here, if anything, the probe must get as far as asking it.
+    result = subprocess.run(
+        [str(ROOT / "bin" / "healthcheck"), "/healthz"],
+        cwd=ROOT, env=production_env(PORT=""), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0 or result.stderr.startswith("/healthz: ")
+
+
 @pytest.mark.parametrize(("name", "value"), [("SMS_BACKEND", "smsaero"), ("PHONE_REGION", "XX")])
 def test_entrypoint_runs_the_system_checks_before_anything_starts(tmp_path, name, value):
     result = subprocess.run(
