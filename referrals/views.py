@@ -59,7 +59,8 @@ class ProfileView(APIView):
 
 class ActivateInviteCodeView(APIView):
     class InputSerializer(serializers.Serializer):
-        invite_code = serializers.CharField(max_length=64)
+        # Any length: a code pasted with junk around it is a code nobody has, as any other (the body limit bounds it).
+        invite_code = serializers.CharField()
 
     @extend_schema(
         request=InputSerializer,

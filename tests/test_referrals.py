@@ -112,7 +112,7 @@ def test_own_code_is_rejected(authed):
     assert response.json()["code"] == "own_invite_code"
 
 
-@pytest.mark.parametrize("code", ["ZZZZZZ", "ABC", "0O1IL0", "ABCDEFGH", "abc def"])
+@pytest.mark.parametrize("code", ["ZZZZZZ", "ABC", "0O1IL0", "ABCDEFGH", "abc def", "X" * 64, "X" * 65, "X" * 10_000])
 def test_unknown_code_is_invite_code_not_found(authed, code):
     response = activate(authed(), code)
 
