@@ -1,6 +1,7 @@
 """One error envelope for every non-2xx API reply: {"code", "detail", "errors"?}."""
 
 import logging
+from collections.abc import Mapping
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -10,9 +11,12 @@ from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 
 # Field error codes that are part of the API contract; when the only failing field
 # carries one of them it becomes the top-level code, so clients need not dig.
@@ -47,7 +51,10 @@ def envelope_exception_handler(exc, context):
         # DRF's own text ("JSON parse error - ...") is not translatable and echoes parser internals.
         response.data = {"code": "parse_error", "detail": _("The request body is not valid JSON.")}
     elif isinstance(exc, ValidationError):
-        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        errors = exc.detail if isinstance(exc.detail, dict) else {NON_FIELD: exc.detail}
+        if list(errors) == [NON_FIELD] and not isinstance(getattr(context.get("request"), "data", {}), Mapping):
+            # DRF's words: English for null, and half English otherwise ("Ожидался dictionary").
+            errors = {NON_FIELD: [_("The request body must be a JSON object.")]}
         response.data = {"code": validation_code(exc), "detail": _("Invalid input."), "errors": errors}
     elif isinstance(response.data, dict) and "detail" in response.data:
         detail = response.data["detail"]
