@@ -7,7 +7,8 @@ METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
 
 
 class RequestBodyLimitMiddleware:
-    """Refuse oversized API bodies by their declared length, before anything reads them.
+    """Refuse oversized API bodies by their declared length, before anything reads them, and bodies
+    that declare none (chunked).
 
     DRF's JSON parser reads the request stream itself, so Django's
     DATA_UPLOAD_MAX_MEMORY_SIZE (checked only by `request.body`) never applies to it.
@@ -18,6 +19,12 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request):
         if request.method in METHODS_WITH_BODIES and request.path.startswith("/api/"):
+            if not request.META.get("CONTENT_LENGTH") and request.META.get("HTTP_TRANSFER_ENCODING"):
+                # Django reads a body by its Content-Length alone: a chunked one would pass as empty.
+                return JsonResponse(
+                    {"code": "length_required", "detail": _("Send the request body with a Content-Length header.")},
+                    status=411,
+                )
             declared = request.META.get("CONTENT_LENGTH") or "0"
             if not declared.isascii() or not declared.isdigit():
                 # Gunicorn refuses these itself; other servers may pass them on.

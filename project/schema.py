@@ -77,9 +77,10 @@ def api_errors(*exceptions: type[APIException]):
 
 
 INVALID = ErrorDoc(400, "invalid", "Invalid input.", {"field": ["This field is required."]})
-PARSE_ERROR = ErrorDoc(400, "parse_error", "JSON parse error - Expecting value: line 1 column 1 (char 0)")
+PARSE_ERROR = ErrorDoc(400, "parse_error", "The request body is not valid JSON.")
 NOT_AUTHENTICATED = ErrorDoc(401, "not_authenticated", "Authentication credentials were not provided.")
 TOKEN_NOT_VALID = ErrorDoc(401, "token_not_valid", "Given token not valid for any token type")
+LENGTH_REQUIRED = ErrorDoc(411, "length_required", "Send the request body with a Content-Length header.")
 REQUEST_TOO_LARGE = ErrorDoc(413, "request_too_large", "The request body is too large.")
 UNSUPPORTED_MEDIA_TYPE = ErrorDoc(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.')
 THROTTLED = ErrorDoc(429, "throttled", "Request was throttled. Expected available in 42 seconds.")
@@ -93,6 +94,7 @@ STATUS_TITLES = {
     401: "The token is missing or not valid",
     404: "Not found",
     409: "Conflicts with the current state",
+    411: "The body came without a Content-Length (chunked)",
     413: "The request body is too large",
     415: "The body is not JSON",
     429: "Too many requests; retry after Retry-After seconds",
@@ -116,8 +118,11 @@ class AutoSchema(openapi.AutoSchema):
         docs = []
         if self._has_request_body():
             docs.append(INVALID)
-            docs += [ErrorDoc(400, code, message) for code, message in self._contract_field_errors()]
-            docs += [PARSE_ERROR, REQUEST_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE]
+            docs += [
+                ErrorDoc(400, code, INVALID.detail, {name: [message]})
+                for name, code, message in self._contract_field_errors()
+            ]
+            docs += [PARSE_ERROR, LENGTH_REQUIRED, REQUEST_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE]
         if not all(isinstance(permission, AllowAny) for permission in self.view.get_permissions()):
             docs += [NOT_AUTHENTICATED, TOKEN_NOT_VALID]
         handler = getattr(self.view, self.method.lower(), None)
@@ -133,10 +138,11 @@ class AutoSchema(openapi.AutoSchema):
 
     def _contract_field_errors(self):
         serializer = force_instance(self.get_request_serializer())
-        for field in getattr(serializer, "fields", {}).values():
+        # As the exception handler sends them: the field's code on top, its message under `errors`.
+        for name, field in getattr(serializer, "fields", {}).items():
             for code, message in field.error_messages.items():
                 if code in CONTRACT_FIELD_CODES:
-                    yield code, str(message)
+                    yield name, code, str(message)
 
     def error_responses(self) -> dict[str, OpenApiResponse]:
         by_status: dict[int, list[ErrorDoc]] = {}

@@ -117,6 +117,29 @@ def test_a_content_length_that_is_not_a_length_is_400(api, length):
     assert_envelope(response, 400, "bad_request")
 
 
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_chunked_body_without_a_length_is_411_not_read_as_empty(api, language):
+    # Django reads a body by its Content-Length alone: a chunked one would pass as empty ("phone" missing).
+    response = api.generic(
+        "POST",
+        "/api/v1/auth/code/",
+        b'{"phone": "+79110000000"}',
+        content_type="application/json",
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+    body = assert_envelope(response, 411, "length_required")
+    assert (
+        body["detail"]
+        == {
+            "en": "Send the request body with a Content-Length header.",
+            "ru": "Отправьте тело запроса с заголовком Content-Length.",
+        }[language]
+    )
+
+
 def test_unknown_fields_are_ignored(api, outbox):
     response = api.post("/api/v1/auth/code/", {"phone": "+79110000000", "is_staff": True}, format="json")
 

@@ -25,6 +25,7 @@ ERROR_CODES = {
     "not_authenticated",
     "token_not_valid",
     "request_too_large",
+    "length_required",
     "parse_error",
     "unsupported_media_type",
     "service_unavailable",
@@ -75,6 +76,31 @@ def test_every_error_reply_is_the_envelope(schema):
             assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (name, status)
             for example in content["examples"].values():
                 assert example["value"]["code"] in reply["description"], (name, status)
+
+
+def error_example(schema, operation_id, status, code):
+    (operation,) = (operation for _, operation in operations(schema) if operation["operationId"] == operation_id)
+    examples = operation["responses"][status]["content"]["application/json"]["examples"]
+    (example,) = (example["value"] for example in examples.values() if example["value"]["code"] == code)
+    return example
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"phone": "12345"}', "400", "invalid_phone"),
+        (b"{not json", "400", "parse_error"),
+        (b'{"phone": "+79110000000", "padding": "' + b"x" * 70_000 + b'"}', "413", "request_too_large"),
+    ],
+)
+def test_error_examples_are_replies_the_api_gives(schema, api, body, status, code):
+    response = api.generic("POST", "/api/v1/auth/code/", body, content_type="application/json")
+
+    assert (str(response.status_code), response.json()) == (
+        status,
+        error_example(schema, "v1_auth_code_create", status, code),
+    )
 
 
 def test_every_error_code_is_documented(generated):
