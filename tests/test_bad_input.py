@@ -135,7 +135,7 @@ def test_a_chunked_body_without_a_length_is_411_not_read_as_empty(api, language)
         body["detail"]
         == {
             "en": "Send the request body with a Content-Length header.",
-            "ru": "Отправьте тело запроса с заголовком Content-Length.",
+            "ru": "Отправьте тело запроса с заголовком Content-Length.",  # noqa: RUF001 - Russian
         }[language]
     )
 
