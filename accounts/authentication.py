@@ -55,4 +55,9 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
 @lru_cache(maxsize=4096)
 def _verified_token(raw_token: bytes) -> Token:
     # A refusal raises, and lru_cache keeps no exceptions: a bad token is checked in full each time.
-    return JWTStatelessUserAuthentication().get_validated_token(raw_token)
+    token = JWTStatelessUserAuthentication().get_validated_token(raw_token)
+    try:
+        int(token[api_settings.USER_ID_CLAIM])  # AccessTokenUser.id, read by every view
+    except (KeyError, TypeError, ValueError):
+        raise InvalidToken(_("Token contained no recognizable user identification")) from None
+    return token

@@ -260,6 +260,18 @@ def test_disabled_account_cannot_refresh(api, sign_in, django_user_model):
     assert response.json()["code"] == "token_not_valid"
 
 
+@pytest.mark.parametrize("user_id", ["abc", None, [1], "1.5"])
+def test_a_signed_access_token_naming_no_user_id_is_token_not_valid(api, make_user, user_id):
+    # Only a holder of the signing key can make one; still a 401, never a 500.
+    token = AccessToken.for_user(make_user())
+    token["user_id"] = user_id
+
+    for path in ("/api/v1/me/", "/api/v1/me/invitees/"):
+        response = api.get(path, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+        assert (response.status_code, response.json()["code"]) == (401, "token_not_valid")
+
+
 def test_an_access_token_verified_before_is_still_refused_once_expired(api, make_user):
     token = AccessToken.for_user(make_user())
     token.set_exp(lifetime=timedelta(seconds=2))  # `exp` is whole seconds: at least 1 s from now
