@@ -16,6 +16,7 @@ from project.prepared_statements import fetch_prepared, fetch_unprepared
 from referrals.exceptions import InviteCodeUnknown
 from referrals.invite_codes import looks_like_invite_code, normalize_invite_code
 from referrals.models import Referral
+from referrals.services import give_missing_invite_code
 
 PROFILE_INVITEES = 100
 # GET /me/invitees/: newest first, pages of 50 by default and of 100 at most.
@@ -80,7 +81,9 @@ def get_profile_reply(*, user_id: int) -> dict:
 
 
 def _read_profile(user_id: int) -> Profile:
-    row = _profile_row_postgresql(user_id) if connection.vendor == "postgresql" else _profile_row_orm(user_id)
+    row = _profile_row(user_id)
+    if row is None and give_missing_invite_code(user_id=user_id):
+        row = _profile_row(user_id)
     if row is None:
         raise InvalidToken(_("User not found"))
     (id_, phone, first_name, last_name, date_joined, is_active, code, inviter_code, inviter_phone,
@@ -100,6 +103,10 @@ def _read_profile(user_id: int) -> Profile:
         invitees=invitees,
         invitees_count=invitees_count,
     )
+
+
+def _profile_row(user_id: int) -> tuple | None:
+    return _profile_row_postgresql(user_id) if connection.vendor == "postgresql" else _profile_row_orm(user_id)
 
 
 def _profile_row_postgresql(user_id: int) -> tuple | None:

@@ -1,5 +1,7 @@
 """Writes of the referrals app: giving codes to new users, activating someone's code."""
 
+from contextlib import suppress
+
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -39,6 +41,17 @@ def create_referral(*, user: User) -> Referral:
     raise RuntimeError("Could not draw a free invite code; the code space is nearly full.")
 
 
+def give_missing_invite_code(*, user_id: int) -> bool:
+    """Give a code to a user created without post_save (bulk_create, loaddata of users alone), who
+    could otherwise neither sign in nor invite. False when there is no such user."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return False
+    with suppress(IntegrityError):  # a simultaneous request gave it first
+        create_referral(user=user)
+    return True
+
+
 # The user's inviter and whether they may act, with the code's owner: one unlocked read, enough
 # to answer a retry. Hand-written: the ORM took longer to build it (with its subquery) than to run it.
 OWN_ACTIVATION_SQL = """
@@ -54,6 +67,8 @@ def activate_invite_code(*, user: User, code: str) -> None:
     if not looks_like_invite_code(code):
         raise InviteCodeNotFound()
     own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, [user.pk, code], many=False)
+    if own is None and give_missing_invite_code(user_id=user.pk):
+        own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, [user.pk, code], many=False)
     if own is None:
         raise InvalidToken(_("User not found"))
     if not own[1]:

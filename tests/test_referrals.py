@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from referrals.invite_codes import ALPHABET
 from referrals.models import Referral
 from referrals.services import activate_invite_code
+from tests.conftest import code_sent_to
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,33 @@ def test_every_new_user_gets_a_six_character_unambiguous_code(make_user):
     assert all(len(code) == 6 and set(code) <= set(ALPHABET) for code in codes)
     assert not set("0O1IL") & set(ALPHABET)
     assert len(set(codes)) == 50
+
+
+def test_a_user_created_without_the_save_signal_gets_a_code_when_first_seen(api, outbox, make_user, django_user_model):
+    # bulk_create and loaddata skip post_save, which gives codes: such a user must still sign in and invite.
+    (imported,) = django_user_model.objects.bulk_create([django_user_model(phone="+79110000055")])
+    inviter = make_user()
+    api.post("/api/v1/auth/code/", {"phone": imported.phone}, format="json")
+
+    signed_in = api.post(
+        "/api/v1/auth/token/", {"phone": imported.phone, "code": code_sent_to(outbox, imported.phone)}, format="json"
+    )
+
+    assert signed_in.status_code == 200, signed_in.content
+    assert signed_in.json()["user"]["invite_code"] == code_of(imported)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {signed_in.json()['access']}")
+    assert api.get("/api/v1/me/").json()["invite_code"] == code_of(imported)
+    assert activate(api, code_of(inviter)).json()["invited_by"] == inviter.phone
+
+
+def test_a_user_created_without_the_save_signal_can_activate_first(authed, make_user, django_user_model):
+    (imported,) = django_user_model.objects.bulk_create([django_user_model(phone="+79110000056")])
+    client, inviter = authed(imported), make_user()
+
+    response = activate(client, code_of(inviter))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["invite_code"] == code_of(imported)
 
 
 def test_code_collision_draws_again(make_user, monkeypatch):
@@ -333,12 +361,20 @@ def test_a_raw_delete_is_uncounted_too(make_user):
 
 def test_deleting_an_inviter_keeps_the_activation_spent(authed, make_user):
     inviter, client = make_user(), authed()
-    activate(client, code_of(inviter))
+    old_code = code_of(inviter)
+    activated_at = activate(client, old_code).json()["activated_at"]
     inviter.delete()
 
     response = activate(client, code_of(make_user()))
 
     assert response.status_code == 409
+    profile = client.get("/api/v1/me/").json()
+    assert (profile["activated_at"], profile["activated_invite_code"], profile["invited_by"]) == (
+        activated_at,
+        None,
+        None,
+    )
+    assert activate(client, old_code).json()["code"] == "invite_code_not_found"
 
 
 def test_profile_reply_is_what_the_serializer_describes(authed, make_user):
