@@ -196,6 +196,19 @@ def test_health_endpoints(api):
     assert api.get("/readyz").json() == {"status": "ok", "database": "ok"}
 
 
+@pytest.mark.parametrize(
+    ("path", "body"), [("/healthz", {"status": "ok"}), ("/readyz", {"status": "ok", "database": "ok"})]
+)
+def test_health_probes_answer_whatever_host_they_name_over_plain_http(api, settings, path, body):
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    response = api.get(path, HTTP_HOST="10.0.0.5:8000")
+
+    assert (response.status_code, response.json()) == (200, body)
+    assert api.get("/api/v1/invite-codes/ABCDEF/", HTTP_HOST="10.0.0.5:8000").status_code == 400
+
+
 def test_forged_cursor_is_404_not_500(authed):
     forged = base64.b64encode(b"p=garbage").decode()
 

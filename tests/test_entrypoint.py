@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PHONE = "+79110000042"
 
 
+PROBES = ("/healthz", "/readyz")
+
+
 def production_env(**overrides: str) -> dict[str, str]:
     """The environment of a production deployment, minus HTTPS (tests speak plain HTTP to 127.0.0.1)."""
     env = {
@@ -98,7 +101,9 @@ def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
         wait_until_up(base, server)
         ready = requests.get(f"{base}/readyz", timeout=10)
         code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
-        unknown_host = requests.get(f"{base}/healthz", headers={"Host": "evil.example"}, timeout=10)
+        unknown_host = requests.get(f"{base}/api/v1/invite-codes/ABCDEF/", headers={"Host": "evil.example"}, timeout=10)
+        # Orchestrators and load balancers probe by the target's address, which ALLOWED_HOSTS does not name.
+        probes = [requests.get(f"{base}{path}", headers={"Host": "10.0.0.5:8000"}, timeout=10) for path in PROBES]
     finally:
         stop(server)
 
@@ -106,6 +111,7 @@ def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
     assert code.status_code == 200, code.text
     assert code.json()["phone"] == PHONE
     assert unknown_host.status_code == 400  # DEBUG is off: ALLOWED_HOSTS is enforced
+    assert [(probe.status_code, probe.json()["status"]) for probe in probes] == [(200, "ok"), (200, "ok")]
     output = log.read_text()
     assert "No migrations to apply" in output or "Applying" in output
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
