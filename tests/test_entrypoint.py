@@ -213,7 +213,16 @@ def test_the_health_check_reads_an_empty_port_as_the_default():
     assert result.returncode == 0 or result.stderr.startswith("/healthz: ")
 
 
-@pytest.mark.parametrize(("name", "value"), [("SMS_BACKEND", "smsaero"), ("PHONE_REGION", "XX")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SMS_BACKEND", "smsaero"),  # system checks
+        ("PHONE_REGION", "XX"),
+        ("SMS_TIMEOUT", "10s"),  # the settings themselves
+        ("SECRET_KEY", "too-short"),
+        ("SECURE_SSL_REDIRECT", "ture"),
+    ],
+)
 def test_entrypoint_runs_the_system_checks_before_anything_starts(tmp_path, name, value):
     result = subprocess.run(
         [str(ROOT / "bin" / "entrypoint"), "true"],
