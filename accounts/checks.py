@@ -109,3 +109,12 @@ def sms_timeout_ends_before_the_worker_is_killed(app_configs, **kwargs):
         message = f"SMS_TIMEOUT={settings.SMS_TIMEOUT:g} must be below GUNICORN_TIMEOUT={worker_timeout}."
         return [Error(message, id="accounts.E007")]
     return []
+
+
+@register()
+def sms_language_is_served(app_configs, **kwargs):
+    """A language without a catalogue here would send every SMS in English without a word."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    if settings.SMS_LANGUAGE not in codes:
+        return [Error(f"SMS_LANGUAGE={settings.SMS_LANGUAGE!r} is not one of {codes}.", id="accounts.E008")]
+    return []

@@ -275,7 +275,7 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 SMS_BACKEND = env("SMS_BACKEND", default="console")
 SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1)
 # The language of the SMS text; the phone's owner did not choose one, so it is the service's.
-SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru")
+SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru").strip().lower() or "ru"
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
 SMSAERO_API_KEY = env("SMSAERO_API_KEY", default="")
 EXOLVE_API_KEY = env("EXOLVE_API_KEY", default="")

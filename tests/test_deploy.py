@@ -174,6 +174,7 @@ def test_lists_are_read_with_spaces_after_their_commas():
         ("INVITE_URL_TEMPLATE", "https://app.example.com/invite"),  # every user would share one link
         ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{code:>40}"),
         ("SMS_BACKEND", "smsaero"),  # without SMSAERO_EMAIL and SMSAERO_API_KEY
+        ("SMS_LANGUAGE", "de"),  # no catalogue: every SMS would go out in English
         ("SMS_BACKEND", "exolve"),  # without EXOLVE_API_KEY and EXOLVE_SENDER
     ],
 )
