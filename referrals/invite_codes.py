@@ -1,6 +1,7 @@
 """Invite codes: 6 characters nobody misreads, case-insensitive on the way in."""
 
 import secrets
+import unicodedata
 
 # Upper-case letters and digits without 0/O and 1/I/L.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -12,7 +13,8 @@ def generate_invite_code() -> str:
 
 
 def normalize_invite_code(raw: str) -> str:
-    code = raw.strip()
+    # Invisible format characters (zero-width spaces, direction marks) come along with copied text.
+    code = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf").strip()
     # ASCII only: Unicode upper-casing turns "ß" into "SS" (and the long s into "S"): codes nobody typed.
     return code.upper() if code.isascii() else code
 

@@ -97,6 +97,16 @@ def test_code_input_is_trimmed_and_case_insensitive(authed, make_user):
     assert response.json()["invited_by"] == inviter.phone
 
 
+@pytest.mark.parametrize("around", [("\u200b", ""), ("\u2066", "\u2069"), ("\ufeff", "\u200e")])
+def test_invisible_characters_pasted_with_a_code_are_dropped(api, authed, make_user, around):
+    # Messengers and web pages carry zero-width spaces, byte-order marks and direction marks along with copied text.
+    inviter, client = make_user(), authed()
+    typed = f"{around[0]}{code_of(inviter)}{around[1]}"
+
+    assert activate(client, typed).json()["invited_by"] == inviter.phone
+    assert api.get(f"/api/v1/invite-codes/{quote(typed)}/").status_code == 200
+
+
 @pytest.mark.parametrize(("code", "typed"), [("SS2345", "ß2345"), ("S23456", "\u017f23456"), ("ST2345", "ﬆ2345")])
 def test_only_ascii_letters_are_case_folded(api, authed, make_user, code, typed):
     # Unicode upper-casing turns these into other strings (ß -> SS): nobody typed those codes.
