@@ -79,7 +79,9 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     """
     now = timezone.now()
     _lock_phone(phone)
-    recent = _recent_sends_clearing_old(phone, now=now)
+    recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
+    if refusals >= settings.OTP_FAILURES_PER_DAY:
+        raise _locked_for_checks(phone, now=now)  # a code it could not use: no SMS, no limit spent
     for window, limit in _send_limits():
         _refuse_over_limit(recent, now=now, window=window, limit=limit)
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -104,17 +106,18 @@ def _seconds_until_next_send(newest_first: list[datetime], *, now: datetime) -> 
     return max(0, math.ceil((max(free_at, default=now) - now).total_seconds()))
 
 
-def _recent_sends_clearing_old(phone: str, *, now: datetime) -> list[datetime]:
-    """The phone's sends of the last day, newest first; older sends and refusals no longer count and go."""
+def _recent_sends_and_refusals_clearing_old(phone: str, *, now: datetime) -> tuple[list[datetime], int]:
+    """The phone's sends of the last day, newest first, and its refused checks of the last day; older
+    sends and refusals no longer count and go."""
     if connection.vendor == "postgresql":
         rows = fetch_prepared("accounts_recent_sends", statements.RECENT_SENDS_SQL, [phone, now - DAY], many=True)
-        return [sent_at for (sent_at,) in rows]
+        return [sent_at for sent_at, _refusals in rows if sent_at is not None], rows[0][1]
     sent = list(CodeSend.objects.filter(phone=phone).order_by("-sent_at").values_list("sent_at", flat=True))
     recent = [moment for moment in sent if moment >= now - DAY]
     if len(recent) < len(sent):  # only when there are any: most requests have none to clear
         CodeSend.objects.filter(phone=phone, sent_at__lt=now - DAY).delete()
     _clear_old_refusals(phone, now=now)
-    return recent
+    return recent, CheckFailure.objects.filter(phone=phone, failed_at__gte=now - DAY).count()
 
 
 def _record_send_within_budget(phone: str, *, now: datetime, hour: datetime) -> CodeSend | None:
@@ -191,7 +194,7 @@ def sign_in(*, phone: str, code: str) -> SignedIn:
     """A JWT pair for the user behind `phone` if `code` is its live code; the first success creates the user."""
     result = _check_code(phone=phone, code=code, fixed=otp.fixed_code_for(phone))
     if result.outcome is Check.LOCKED:
-        raise Throttled(wait=result.retry_after, detail=_("Too many wrong codes for this phone. Try again later."))
+        raise _locked(wait=result.retry_after)
     if result.outcome is Check.DEAD:
         raise CodeExpired()
     if result.outcome is Check.WRONG:
@@ -313,6 +316,14 @@ def _user_and_recent_failures(phone: str, *, since: datetime) -> tuple[User | No
     if user is None:
         return None, CheckFailure.objects.filter(phone=phone, failed_at__gte=since).count()
     return user, user.recent_failures
+
+
+def _locked(*, wait: int) -> Throttled:
+    return Throttled(wait=wait, detail=_("Too many wrong codes for this phone. Try again later."))
+
+
+def _locked_for_checks(phone: str, *, now: datetime) -> Throttled:
+    return _locked(wait=_seconds_until_unlocked(phone, now=now))
 
 
 def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:

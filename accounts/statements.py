@@ -19,12 +19,16 @@ SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, 
 FROM accounts_lock_phone($1, $2) l LEFT JOIN accounts_user u ON u.phone = $1
 """  # noqa: S608 - the model's own column names
 
-# The phone's sends since $2, newest first; its sends and refusals before $2 no longer count and go.
-# The SELECT reads from before the DELETEs (one snapshot), hence its own bound.
+# The phone's sends since $2, newest first, each with the phone's refused checks since $2 (one row
+# with no send when it has none); its sends and refusals before $2 no longer count and go. The
+# SELECT reads from before the DELETEs (one snapshot), hence its own bounds.
 RECENT_SENDS_SQL = """
 WITH old_refusals AS (DELETE FROM accounts_checkfailure WHERE phone = $1 AND failed_at < $2),
-     old_sends AS (DELETE FROM accounts_codesend WHERE phone = $1 AND sent_at < $2)
-SELECT sent_at FROM accounts_codesend WHERE phone = $1 AND sent_at >= $2 ORDER BY sent_at DESC
+     old_sends AS (DELETE FROM accounts_codesend WHERE phone = $1 AND sent_at < $2),
+     refusals AS (SELECT count(*) AS since FROM accounts_checkfailure WHERE phone = $1 AND failed_at >= $2)
+SELECT s.sent_at, r.since FROM refusals r
+LEFT JOIN accounts_codesend s ON s.phone = $1 AND s.sent_at >= $2
+ORDER BY s.sent_at DESC
 """
 
 # One send taken from the hour's budget ($1, below $2 used; the hour's first send creates its row)

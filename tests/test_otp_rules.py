@@ -194,7 +194,7 @@ def test_ten_failed_checks_lock_the_phone_even_with_a_new_code(api, outbox):
         for _ in range(5):
             assert check(api, wrong(code)).status_code == 400
         age_sends(timedelta(seconds=61))
-    request_code(api)  # a new code never resets the failure count
+    assert request_code(api).status_code == 429  # no new code, which would not reset the count anyway
 
     response = check(api, code_sent_to(outbox, PHONE))
 
@@ -210,6 +210,19 @@ def test_lock_lifts_when_the_failures_leave_the_day_window(api, outbox):
     request_code(api)
 
     assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
+
+
+def test_a_locked_phone_is_sent_no_code_it_could_not_use(api, outbox):
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE) for _ in range(10)])
+
+    response = request_code(api)
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert response.json()["detail"].startswith("Too many wrong codes for this phone.")
+    assert 23 * 3600 < int(response["Retry-After"]) <= 24 * 3600
+    assert outbox == []
+    assert CodeSend.objects.count() == 0 and HourlySendBudget.objects.count() == 0
 
 
 def test_nine_failures_do_not_lock(api, outbox):
