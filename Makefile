@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Empty (`PORT=` in the environment) means the default, as for gunicorn and the health check.
-PORT := $(or $(PORT),8000)
+override PORT := $(or $(strip $(PORT)),8000)
 
 .PHONY: run test lint format schema schema-check messages install migrate check-container bench
 

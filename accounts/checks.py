@@ -4,6 +4,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
+from django.utils.translation import get_supported_language_variant
 from redis.connection import parse_url
 
 from accounts.otp import invalid_test_phones
@@ -114,7 +115,9 @@ def sms_timeout_ends_before_the_worker_is_killed(app_configs, **kwargs):
 @register()
 def sms_language_is_served(app_configs, **kwargs):
     """A language without a catalogue here would send every SMS in English without a word."""
-    codes = [code for code, _name in settings.LANGUAGES]
-    if settings.SMS_LANGUAGE not in codes:
+    try:
+        get_supported_language_variant(settings.SMS_LANGUAGE)  # ru-RU is ru, as for Accept-Language
+    except LookupError:
+        codes = [code for code, _name in settings.LANGUAGES]
         return [Error(f"SMS_LANGUAGE={settings.SMS_LANGUAGE!r} is not one of {codes}.", id="accounts.E008")]
     return []

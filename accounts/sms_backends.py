@@ -41,6 +41,10 @@ class MemoryBackend(BaseBackend):
         outbox.append({"phone": phone, "text": text})
 
 
-def get_backend() -> BaseBackend:
+def backend_class() -> type[BaseBackend]:
     name = settings.SMS_BACKEND
-    return import_string(BACKENDS.get(name, name))()
+    return import_string(BACKENDS.get(name, name))
+
+
+def get_backend() -> BaseBackend:
+    return backend_class()()

@@ -53,7 +53,12 @@ class Environment(environ.Env):
 
     def list(self, var, cast=None, default=environ.Env.NOTSET) -> list:
         # `a, b` is a common way to write a list; django-environ would keep " b", a host no request names.
-        return [item.strip() for item in super().list(var, cast=cast, default=default) if item.strip()]
+        items = super().list(var, cast=cast, default=default)
+        return [
+            item.strip() if isinstance(item, str) else item
+            for item in items
+            if not isinstance(item, str) or item.strip()
+        ]
 
     def _text(self, var: str) -> str | None:
         text = self.ENVIRON.get(var, "").strip()

@@ -41,6 +41,9 @@ def test_the_log_hint_only_where_codes_go_to_the_log(client, settings):
     settings.DEBUG, settings.SMS_BACKEND = True, "memory"
     assert "the code is in its log" not in client.get("/").content.decode()
 
+    settings.SMS_BACKEND = "accounts.sms_backends.ConsoleBackend"  # named by its path, as SMS_BACKEND allows
+    assert "the code is in its log" in client.get("/").content.decode()
+
 
 def test_only_get(client):
     assert client.post("/").status_code == 405

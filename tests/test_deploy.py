@@ -120,6 +120,12 @@ def test_a_url_that_cannot_be_read_is_named_without_its_password(name, value, pa
     assert password not in result.stdout + result.stderr
 
 
+def test_sms_language_may_be_a_regional_form():
+    result = manage("check", env={"DEBUG": "1", "SMS_LANGUAGE": "ru-RU"})
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_regions_are_read_in_any_case_and_spacing():
     shown = "from django.conf import settings as s; print(s.PHONE_REGION, *s.SMS_ALLOWED_REGIONS)"
 
