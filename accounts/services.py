@@ -209,7 +209,7 @@ class _AccountNeeded(Exception):
 
 
 def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
-    """Spend the code on a match; record every wrong guess (it must commit, so nothing raises here).
+    """Spend the code on a match; record every failed check of a code (it must commit, so nothing raises here).
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
@@ -238,9 +238,12 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         return _pass(phone, user, may_create_account=may_create_account)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
-        # Not counted: no guess can open a dead code, and counting would let anyone lock any phone
-        # without a single SMS, or a client lock its user out by retrying a sign-in that went through.
-        return CheckResult(Check.DEAD)
+        if not challenge.code_hash:
+            # No code to check: never sent, or spent by a sign-in that went through. Counting these
+            # would let anyone lock any phone without a single SMS, and a client retrying a sign-in
+            # lock out its own user; no guess could open anything here.
+            return CheckResult(Check.DEAD)
+        return _refuse(phone, Check.DEAD, now=now)  # a code that expired or died of wrong guesses
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
         challenge.attempts += 1
         _save_challenge(challenge)

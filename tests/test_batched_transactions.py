@@ -278,7 +278,7 @@ def test_a_real_code_is_spent_and_refusals_recorded_by_batched_transactions(outb
     assert first.status_code == 200
     assert first.json()["created"] is True
     assert again.json()["code"] == "code_expired"
-    assert CheckFailure.objects.filter(phone=PHONE).count() == 1  # a spent code's check is refused, not counted
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 1  # a spent code leaves nothing to check: not counted
     assert User.objects.filter(phone=PHONE).count() == 1
     assert CodeSend.objects.filter(phone=PHONE).count() == 1
     assert idle()

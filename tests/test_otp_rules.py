@@ -232,13 +232,23 @@ def test_nine_failures_do_not_lock(api, outbox):
     assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
 
 
-def test_checks_without_a_live_code_never_lock_the_phone(api, outbox):
-    # No guess can open a dead code, so counting them would only let anyone lock any phone, no SMS sent.
+def test_checks_with_no_code_sent_never_lock_the_phone(api, outbox):
+    # Counting these would let anyone lock any phone, no SMS sent; no guess could open anything.
     assert [check(api, "0000").json()["code"] for _ in range(12)] == ["code_expired"] * 12
     request_code(api)
 
     assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
     assert CheckFailure.objects.filter(phone=PHONE).count() == 0
+
+
+def test_checks_of_an_expired_code_count_towards_the_lock(api, outbox):
+    request_code(api)
+    PhoneChallenge.objects.filter(phone=PHONE).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    answers = [check(api, code_sent_to(outbox, PHONE)).json()["code"] for _ in range(11)]
+
+    assert answers == ["code_expired"] * 10 + ["throttled"]
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 10
 
 
 def test_sending_the_right_code_again_does_not_lock_the_phone(api, outbox):
