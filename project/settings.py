@@ -1,6 +1,8 @@
 """Settings for every environment, read from the process environment (see .env.sample)."""
 
+import re
 import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -156,6 +158,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not COLLECTED
+# Before collectstatic the folder is missing and whitenoise serves from the apps' folders: its warning
+# about it (once per worker) would be the only line on stdout that is not the log's JSON.
+warnings.filterwarnings("ignore", message=f"No directory at: {re.escape(str(STATIC_ROOT))}")
 WHITENOISE_MANIFEST_STRICT = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
