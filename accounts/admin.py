@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
 from django.utils.translation import gettext_lazy as _
 
@@ -43,8 +44,23 @@ class UserEditForm(PhoneFieldMixin, UserChangeForm):
         fields = "__all__"
 
 
+class PhoneSearchMixin:
+    """A phone searched for as people write it ("8 (911) 000-00-01") also finds the rows that hold
+    it in E.164: support staff are told numbers in these forms."""
+
+    phone_search_field = "phone"
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            phone = parse_phone(search_term)
+        except InvalidPhoneNumber:
+            return results, may_have_duplicates
+        return results | queryset.filter(**{self.phone_search_field: phone}), may_have_duplicates
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(PhoneSearchMixin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
     ordering = ("-date_joined",)
@@ -70,13 +86,21 @@ class UserAdmin(DjangoUserAdmin):
             queryset = queryset.select_for_update(no_key=True, of=("self",))
         return queryset
 
+    def to_field_allowed(self, request, to_field):
+        # Django 5.2 fails with AttributeError on a reverse one-to-one (`referral`) instead of refusing it.
+        try:
+            field = self.opts.get_field(to_field)
+        except FieldDoesNotExist:
+            return False
+        return field.concrete and super().to_field_allowed(request, to_field)
+
     def user_change_password(self, request, id, form_url=""):
         # Django runs this view outside a transaction, and the row's lock needs one.
         with transaction.atomic(using=router.db_for_write(self.model)):
             return super().user_change_password(request, id, form_url)
 
 
-class SignInRecordAdmin(admin.ModelAdmin):
+class SignInRecordAdmin(PhoneSearchMixin, admin.ModelAdmin):
     """Read-only records of the sign-in limits; deleting a phone's failures lifts its lock."""
 
     search_fields = ("phone",)

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin import PhoneSearchMixin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 from project.deadlocks import retried_on_deadlock
@@ -181,8 +182,10 @@ class UserAdmin(AccountsUserAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(admin.ModelAdmin):
+class ReferralAdmin(PhoneSearchMixin, admin.ModelAdmin):
     """Invite codes and who activated whose: to look at, never to edit."""
+
+    phone_search_field = "user__phone"
 
     list_display = ("invite_code", "user", "invited_by_phone", "activated_at", "invitees_count")
     list_select_related = ("user", "invited_by__user")

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import CheckFailure, CodeSend, User
 from referrals.models import Referral
 from referrals.selectors import get_invite_chain, get_invite_tree
 from referrals.services import activate_invite_code
@@ -66,6 +66,30 @@ def test_changelist_finds_users_by_phone(admin_client, make_user):
     response = admin_client.get(CHANGELIST, {"q": "9110000002"})
     assert response.status_code == 200
     assert listed_phones(response) == ["+79110000002"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [CHANGELIST, "/admin/accounts/checkfailure/", "/admin/accounts/codesend/", "/admin/referrals/referral/"],
+)
+@pytest.mark.parametrize("typed", ["89110000002", "+7 911 000-00-02", "8 (911) 000-00-02"])
+def test_a_phone_is_found_as_people_write_it(admin_client, make_user, url, typed):
+    # Support staff are told numbers in these forms; the rows hold E.164.
+    for phone in ("+79110000001", "+79110000002"):
+        make_user(phone)
+        CheckFailure.objects.create(phone=phone)
+        CodeSend.objects.create(phone=phone)
+
+    html = admin_client.get(url, {"q": typed}).content.decode()
+
+    assert "+79110000002" in html
+    assert "+79110000001" not in html
+
+
+def test_a_popup_naming_a_reverse_relation_is_refused_not_a_500(admin_client):
+    response = admin_client.get(CHANGELIST, {"_to_field": "referral", "_popup": "1"})
+
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("typed", [str.upper, str.lower])
