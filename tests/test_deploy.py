@@ -1,5 +1,6 @@
 """Production settings and the deployment's own files: .env.sample, `check --deploy`, the first admin."""
 
+import io
 import os
 import re
 import subprocess
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.models import User
 
@@ -74,7 +75,7 @@ def test_env_sample_with_its_own_secret_key_only_warns_about_plain_http():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("written", ["+79110000000", "8 911 000 00 00"])
+@pytest.mark.parametrize("written", ["+79110000000", "8 911 000 00 00", "+7 (911) 000-00-00", "8 (911) 000-00-00"])
 def test_first_admin_is_created_from_the_environment(monkeypatch, client, written):
     monkeypatch.setenv("DJANGO_SUPERUSER_PHONE", written)
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "correct-horse-battery-staple")
@@ -90,6 +91,40 @@ def test_first_admin_is_created_from_the_environment(monkeypatch, client, writte
     )
     assert (response.status_code, response["Location"]) == (302, "/admin/")
     assert int(client.session["_auth_user_id"]) == admin.pk
+
+
+@pytest.mark.django_db
+def test_the_first_admin_s_phone_may_be_given_as_an_option_in_any_written_form(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "correct-horse-battery-staple")
+
+    call_command("createsuperuser", "--phone", "+7 (911) 000-00-01", interactive=False, verbosity=0)
+
+    assert User.objects.get(is_superuser=True).phone == "+79110000001"
+
+
+@pytest.mark.django_db
+def test_the_first_admin_s_phone_is_asked_for_in_any_written_form(monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    answers = iter(["not a phone", "+7 (911) 000-00-02"])
+    monkeypatch.setattr("builtins.input", lambda message: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="Password: ": "correct-horse-battery-staple")
+
+    call_command("createsuperuser", interactive=True, stdin=Terminal(), verbosity=0)
+
+    assert User.objects.get(is_superuser=True).phone == "+79110000002"
+    assert "Enter a valid phone number" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_a_first_admin_phone_that_is_no_phone_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PHONE", "+7 (911) 000")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "correct-horse-battery-staple")
+
+    with pytest.raises(CommandError, match="Enter a valid phone number"):
+        call_command("createsuperuser", interactive=False, verbosity=0)
 
 
 def test_an_empty_number_or_boolean_means_its_default():
