@@ -210,6 +210,64 @@ def test_sign_out_revokes_the_refresh_token(open_page, outbox, live_server):
     assert revoked.status == 401
 
 
+def test_sign_out_during_an_outage_keeps_the_session_and_says_so(open_page, outbox, live_server):
+    page = open_page()
+    sign_in(page, outbox, "+79110000008")
+    refresh = page.evaluate("sessionStorage.getItem('refresh')")
+    body = {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}
+    page.route("**/api/v1/auth/logout/", lambda route: route.fulfill(status=503, json=body))
+
+    page.get_by_role("button", name="Sign out").click()
+
+    sync_api.expect(page.get_by_text(body["detail"])).to_be_visible()
+    sync_api.expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('refresh')") == refresh  # still the person's to revoke
+
+
+def test_the_next_person_in_the_tab_sees_nothing_of_the_last(open_page, outbox):
+    page = open_page()
+    sign_in(page, outbox, "+79110000009")
+    page.get_by_label("First name").fill("Anna")
+    page.get_by_role("button", name="Save").click()
+    sync_api.expect(page.locator("#names-status")).to_have_text("Saved.")
+    page.get_by_label("Invite code you received").fill("zzzzzz")
+    page.get_by_role("button", name="Activate").click()
+    sync_api.expect(page.locator("#invite-code-error")).to_have_text("No user has this invite code.")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, outbox, "+79110000010")
+
+    sync_api.expect(page.locator("#names-status")).to_have_text("")
+    sync_api.expect(page.locator("#invite-code-error")).to_have_text("")
+    sync_api.expect(page.get_by_label("Invite code you received")).to_have_value("")
+    sync_api.expect(page.get_by_label("First name")).to_have_value("")
+
+
+def test_an_activation_whose_inviter_was_deleted_is_shown_as_spent(open_page, outbox, make_user):
+    inviter = make_user("+79110000011")
+    page = open_page()
+    sign_in(page, outbox, "+79110000012")
+    activate_invite_code(user=User.objects.get(phone="+79110000012"), code=Referral.objects.get(user=inviter).invite_code)
+    inviter.delete()
+
+    page.reload()
+
+    sync_api.expect(page.locator("#inviter-info")).to_contain_text("its owner's account no longer exists")
+    sync_api.expect(page.get_by_label("Invite code you received")).to_be_hidden()
+
+
+def test_a_disabled_account_is_sent_back_to_the_sign_in_form_with_the_reason(open_page, outbox):
+    page = open_page()
+    sign_in(page, outbox, "+79110000013")
+    User.objects.filter(phone="+79110000013").update(is_active=False)
+
+    page.reload()
+
+    sync_api.expect(page.get_by_label("Phone number")).to_be_visible()
+    sync_api.expect(page.locator("#sign-in-status")).to_have_text("This account is disabled.")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
 def test_more_button_pages_through_invitees_with_the_cursor(open_page, outbox):
     page = open_page()
     phone = sign_in(page, outbox, "+79110000007")

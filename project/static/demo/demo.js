@@ -13,6 +13,7 @@ const MESSAGES = {
     saved: "Saved.",
     activated: "Invite code activated.",
     invited_by: "You were invited by {phone} (code {code}) on {date}.",
+    inviter_gone: "You activated an invite code on {date}; its owner's account no longer exists.",
     network: "The server could not be reached. Check the connection and try again.",
     server_error: "The server replied with an error ({status}). Try again later.",
     session_ended: "Your session has ended. Please sign in again.",
@@ -51,6 +52,7 @@ const MESSAGES = {
     saved: "Сохранено.",
     activated: "Код приглашения активирован.",
     invited_by: "Вас пригласил {phone} (код {code}) {date}.",
+    inviter_gone: "Вы активировали код приглашения {date}; аккаунта его владельца больше нет.",
     network: "Сервер недоступен. Проверьте соединение и попробуйте ещё раз.",
     server_error: "Сервер ответил ошибкой ({status}). Попробуйте позже.",
     session_ended: "Сессия закончилась. Войдите снова.",
@@ -213,6 +215,11 @@ let phone = null; // the E.164 form the API returned for the code request
 
 function showSignIn(message = "") {
   tokens.clear();
+  // Whoever signs in next in this tab sees nothing of the last person's page.
+  clearErrors($("profile"));
+  for (const id of ["names-status", "copy-status", "inviter-info"]) $(id).textContent = "";
+  $("invite-code").value = "";
+  $("invitees").replaceChildren();
   $("profile").hidden = true;
   $("sign-in").hidden = false;
   $("code-form").hidden = true;
@@ -232,15 +239,15 @@ function showProfile(profile) {
   $("own-code").value = profile.invite_code;
   $("invite-url-field").hidden = !profile.invite_url;
   $("invite-url").value = profile.invite_url || "";
-  const activated = Boolean(profile.activated_invite_code);
+  // An activation stays spent when the inviter's account is deleted, and their code goes with it.
+  const activated = Boolean(profile.activated_at);
   $("inviter-info").hidden = !activated;
   $("invite-form").hidden = activated;
   if (activated) {
-    $("inviter-info").textContent = t("invited_by", {
-      phone: profile.invited_by ?? "—",
-      code: profile.activated_invite_code,
-      date: formatDate(profile.activated_at),
-    });
+    const date = formatDate(profile.activated_at);
+    $("inviter-info").textContent = profile.activated_invite_code
+      ? t("invited_by", { phone: profile.invited_by ?? "—", code: profile.activated_invite_code, date })
+      : t("inviter_gone", { date });
   }
   $("first-name").value = profile.first_name;
   $("last-name").value = profile.last_name;
@@ -319,8 +326,9 @@ function start() {
     try {
       await call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false });
     } catch (error) {
-      // A refused token is signed out already; an unreachable server is not, so that error shows.
-      if (!(error instanceof ApiError)) throw error;
+      // A refused token (401) is signed out already. A limit or an outage is not: the error shows,
+      // and the tokens stay, or the refresh token would live on unrevoked, out of the person's reach.
+      if (!(error instanceof ApiError && error.status === 401)) throw error;
     }
     phone = null;
     showSignIn(t("signed_out"));
@@ -349,7 +357,15 @@ function start() {
 
   if (tokens.refresh) {
     $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
-    busy(document.querySelector("main"), loadProfile);
+    busy(document.querySelector("main"), async () => {
+      try {
+        await loadProfile();
+      } catch (error) {
+        // A disabled account (403) stays so: back to the sign-in form, with the reason.
+        if (!(error instanceof ApiError && error.status === 403)) throw error;
+        showSignIn(error.message);
+      }
+    });
   } else {
     showSignIn();
   }
