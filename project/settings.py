@@ -167,6 +167,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Largest POST, PUT or PATCH body accepted under /api/; larger ones get 413 before any parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
+# Forms are the admin's only (the API reads JSON, bounded above): its delete confirmation posts back
+# every selected id, so "select all" past 1,000 users failed with 400. The form body stays bounded by
+# DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), about 100,000 ids.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100_000
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],

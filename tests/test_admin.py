@@ -218,6 +218,17 @@ def test_delete_selected_deletes_users_with_their_referrals(admin_client, make_u
     assert Referral.objects.get(user=inviter).invitees_count == 0
 
 
+def test_delete_selected_deletes_more_than_a_thousand_users_at_once(admin_client):
+    # "Select all 1,201" posts every id back from the confirmation page, past Django's 1,000 fields.
+    User.objects.bulk_create([User(phone=f"+7911{number:07d}") for number in range(1_201)])
+    ids = list(User.objects.filter(phone__startswith="+7911").values_list("pk", flat=True))
+
+    response = admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
+
+    assert response.status_code == 302
+    assert not User.objects.filter(phone__startswith="+7911").exists()
+
+
 def test_deleting_users_still_needs_the_delete_permission(make_user):
     staff = make_user("+79000000002", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))

@@ -247,7 +247,9 @@ def test_an_activation_whose_inviter_was_deleted_is_shown_as_spent(open_page, ou
     inviter = make_user("+79110000011")
     page = open_page()
     sign_in(page, outbox, "+79110000012")
-    activate_invite_code(user=User.objects.get(phone="+79110000012"), code=Referral.objects.get(user=inviter).invite_code)
+    activate_invite_code(
+        user=User.objects.get(phone="+79110000012"), code=Referral.objects.get(user=inviter).invite_code
+    )
     inviter.delete()
 
     page.reload()
