@@ -81,7 +81,7 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     _lock_phone(phone)
     recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
     if refusals >= settings.OTP_FAILURES_PER_DAY:
-        raise _locked_for_checks(phone, now=now)  # a code it could not use: no SMS, no limit spent
+        raise _locked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
     for window, limit in _send_limits():
         _refuse_over_limit(recent, now=now, window=window, limit=limit)
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -323,10 +323,6 @@ def _user_and_recent_failures(phone: str, *, since: datetime) -> tuple[User | No
 
 def _locked(*, wait: int) -> Throttled:
     return Throttled(wait=wait, detail=_("Too many wrong codes for this phone. Try again later."))
-
-
-def _locked_for_checks(phone: str, *, now: datetime) -> Throttled:
-    return _locked(wait=_seconds_until_unlocked(phone, now=now))
 
 
 def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
