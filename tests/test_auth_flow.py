@@ -1,6 +1,9 @@
+import hashlib
+import re
 import time
 from datetime import timedelta
 
+import phonenumbers
 import pytest
 from django.test import override_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
@@ -236,6 +239,56 @@ def test_sms_text_carries_the_code_and_nothing_is_stored_in_clear(api, outbox):
 
     assert code not in challenge.code_hash
     assert len(challenge.code_hash) == 64
+    # Not a plain digest of the code, which 10,000 tries would reverse: keyed and bound to the phone.
+    assert challenge.code_hash not in {
+        hashlib.sha256(text.encode()).hexdigest() for text in (code, f"+79110000001:{code}")
+    }
+
+
+def test_the_console_backend_logs_the_whole_message_so_the_code_can_be_read(api, settings, caplog):
+    # What `make run` and `docker compose up` rely on: the code is read from the log.
+    settings.SMS_BACKEND = "console"
+    caplog.set_level("INFO", logger="accounts.sms_backends")
+    api.post(CODE_URL, {"phone": "8 911 000-00-01"}, format="json")
+
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "accounts.sms_backends"]
+    code = re.fullmatch(r"SMS to \+79110000001: .*\b(\d{4})\b.*", line)[1]
+
+    assert api.post(TOKEN_URL, {"phone": "+79110000001", "code": code}, format="json").status_code == 200
+
+
+def test_a_number_without_its_country_code_is_read_in_phone_region(api, outbox, settings):
+    example = phonenumbers.example_number_for_type("DE", phonenumbers.PhoneNumberType.MOBILE)
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    assert api.post(CODE_URL, {"phone": national}, format="json").status_code == 400  # not a number in RU
+    settings.PHONE_REGION, settings.SMS_ALLOWED_REGIONS = "DE", ["DE"]
+
+    response = api.post(CODE_URL, {"phone": national}, format="json")
+
+    assert response.json()["phone"] == phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_a_refresh_token_lives_thirty_days(sign_in):
+    refresh = RefreshToken(sign_in()["refresh"])
+
+    assert timedelta(seconds=refresh["exp"] - refresh["iat"]) == timedelta(days=30)
+
+
+def test_a_code_is_hashed_with_the_server_secret_and_its_phone(api, outbox, settings):
+    phones = ("+79110000001", "+79110000002")
+    for phone in phones:
+        api.post(CODE_URL, {"phone": phone}, format="json")
+    codes = {phone: code_sent_to(outbox, phone) for phone in phones}
+    from accounts.models import PhoneChallenge
+    from accounts.otp import hash_code
+
+    # The same code for another phone would not match the row: each row is bound to its phone.
+    assert hash_code(phone=phones[1], code=codes[phones[0]]) != PhoneChallenge.objects.get(phone=phones[0]).code_hash
+    settings.SECRET_KEY = "another-secret-key-of-the-server-0123456789abcdef"
+
+    refused = api.post(TOKEN_URL, {"phone": phones[0], "code": codes[phones[0]]}, format="json")
+
+    assert refused.json()["code"] == "invalid_code"  # the hash is keyed by the secret
 
 
 def test_disabled_account_gets_no_tokens(api, outbox, make_user):

@@ -1,5 +1,6 @@
 """Production settings and the deployment's own files: .env.sample, `check --deploy`, the first admin."""
 
+import ast
 import io
 import os
 import re
@@ -159,6 +160,29 @@ def test_sms_language_may_be_a_regional_form():
     result = manage("check", env={"DEBUG": "1", "SMS_LANGUAGE": "ru-RU"})
 
     assert result.returncode == 0, result.stderr
+
+
+def test_token_lifetimes_are_settings():
+    shown = "from django.conf import settings as s; print(*s.SIMPLE_JWT.values(), sep='|')"
+
+    result = manage("shell", "-c", shown, env={"DEBUG": "1", "JWT_ACCESS_MINUTES": "5", "JWT_REFRESH_DAYS": "7"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split("|")[:2] == ["0:05:00", "7 days, 0:00:00"]
+
+
+def test_accounts_never_imports_referrals():
+    # README: referrals reacts to accounts (post_save), never the other way, so accounts stands alone.
+    imported = set()
+    for path in (ROOT / "accounts").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {(path.name, alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add((path.name, node.module))
+
+    assert [pair for pair in imported if pair[1].split(".")[0] == "referrals"] == []
+    assert ("services.py", "accounts.models") in imported  # the walk reads imports at all
 
 
 def test_regions_are_read_in_any_case_and_spacing():

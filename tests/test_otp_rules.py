@@ -317,6 +317,9 @@ def test_a_crashing_backend_spends_no_limit(api, settings):
 
     assert request_code(api).status_code == 500
     assert CodeSend.objects.count() == 0
+    assert HourlySendBudget.objects.get().used == 0  # the hour's budget is a limit too
+    settings.SMS_BACKEND = "memory"
+    assert request_code(api).status_code == 200  # the resend interval was not spent either
 
 
 def test_unknown_sms_backend_fails_the_system_check(settings):
