@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -189,6 +190,7 @@ def test_gunicorn_names_a_setting_it_cannot_use(name, value, message):
         ({"GUNICORN_HOST": "::", "PORT": ""}, "[::]:8000", True),
         ({"GUNICORN_HOST": " 127.0.0.1 ", "PORT": "8001", "LOG_FORMAT": " JSON"}, "127.0.0.1:8001", True),
         ({"LOG_FORMAT": "Plain"}, "0.0.0.0:8000", False),
+        ({"GUNICORN_HOST": "unix:/run/app/gunicorn.sock", "PORT": "8001"}, "unix:/run/app/gunicorn.sock", True),
     ],
 )
 def test_gunicorn_reads_its_settings_as_django_does(environment, bind, json_logs):
@@ -224,6 +226,23 @@ def test_the_health_check_reads_an_empty_port_as_the_default():
         result = subprocess.run(
             [str(ROOT / "bin" / "healthcheck"), "/healthz"],
             cwd=ROOT, env=production_env(PORT=""), capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        server.shutdown()
+
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_the_health_check_asks_over_gunicorn_s_unix_socket(tmp_path):
+    class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path = tmp_path / "gunicorn.sock"
+    with UnixHTTPServer(str(path), _Healthy) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        result = subprocess.run(
+            [str(ROOT / "bin" / "healthcheck"), "/healthz"],
+            cwd=ROOT, env=production_env(GUNICORN_HOST=f"unix:{path}"), capture_output=True, text=True, timeout=30,
+            check=False,
         )  # fmt: skip
         server.shutdown()
 
