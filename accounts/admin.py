@@ -44,6 +44,18 @@ class UserEditForm(PhoneFieldMixin, UserChangeForm):
         fields = "__all__"
 
 
+class ReverseRelationPopupMixin:
+    """A popup URL naming a reverse relation (`?_to_field=referral`) is refused (400) like any other
+    field it may not name: Django 5.2 fails on one with AttributeError, a 500."""
+
+    def to_field_allowed(self, request, to_field):
+        try:
+            field = self.opts.get_field(to_field)
+        except FieldDoesNotExist:
+            return False
+        return field.concrete and super().to_field_allowed(request, to_field)
+
+
 class PhoneSearchMixin:
     """A phone searched for as people write it ("8 (911) 000-00-01") also finds the rows that hold
     it in E.164: support staff are told numbers in these forms."""
@@ -60,7 +72,7 @@ class PhoneSearchMixin:
 
 
 @admin.register(User)
-class UserAdmin(PhoneSearchMixin, DjangoUserAdmin):
+class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
     ordering = ("-date_joined",)
@@ -85,14 +97,6 @@ class UserAdmin(PhoneSearchMixin, DjangoUserAdmin):
             # reached the row is waited for, and the page then finds the user gone.
             queryset = queryset.select_for_update(no_key=True, of=("self",))
         return queryset
-
-    def to_field_allowed(self, request, to_field):
-        # Django 5.2 fails with AttributeError on a reverse one-to-one (`referral`) instead of refusing it.
-        try:
-            field = self.opts.get_field(to_field)
-        except FieldDoesNotExist:
-            return False
-        return field.concrete and super().to_field_allowed(request, to_field)
 
     def user_change_password(self, request, id, form_url=""):
         # Django runs this view outside a transaction, and the row's lock needs one.

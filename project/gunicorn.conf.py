@@ -32,12 +32,15 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 host = os.environ.get("GUNICORN_HOST", "").strip() or "0.0.0.0"  # noqa: S104 - a container
-if host.startswith(("unix:", "fd://")):
-    bind = host  # a Unix socket for a proxy on the same machine, or an inherited socket: no port
+if host.startswith("unix:"):
+    bind = host  # a Unix socket, for a proxy on the same machine: no port
 else:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 address (`::`): gunicorn reads the last colon as the port's
     bind = f"{host}:{env_int('PORT', 8000, minimum=1)}"
+# Whether a request came over HTTPS is Django's to decide (BEHIND_HTTPS_PROXY): gunicorn would
+# otherwise believe X-Forwarded-Proto from any peer on this machine or its Unix socket.
+secure_scheme_headers: dict[str, str] = {}
 # Requests are short database round trips: about two processes per core. Capped because a container
 # sees every core of the host, and each worker holds a database connection (max_connections is 100).
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

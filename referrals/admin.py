@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import PhoneSearchMixin
+from accounts.admin import PhoneSearchMixin, ReverseRelationPopupMixin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 from project.deadlocks import retried_on_deadlock
@@ -182,7 +182,7 @@ class UserAdmin(AccountsUserAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(PhoneSearchMixin, admin.ModelAdmin):
+class ReferralAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, admin.ModelAdmin):
     """Invite codes and who activated whose: to look at, never to edit."""
 
     phone_search_field = "user__phone"

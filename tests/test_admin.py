@@ -86,8 +86,11 @@ def test_a_phone_is_found_as_people_write_it(admin_client, make_user, url, typed
     assert "+79110000001" not in html
 
 
-def test_a_popup_naming_a_reverse_relation_is_refused_not_a_500(admin_client):
-    response = admin_client.get(CHANGELIST, {"_to_field": "referral", "_popup": "1"})
+@pytest.mark.parametrize(
+    ("url", "relation"), [(CHANGELIST, "referral"), ("/admin/referrals/referral/", "invitees")]
+)  # fmt: skip
+def test_a_popup_naming_a_reverse_relation_is_refused_not_a_500(admin_client, url, relation):
+    response = admin_client.get(url, {"_to_field": relation, "_popup": "1"})
 
     assert response.status_code == 400
 

@@ -234,6 +234,8 @@ def test_the_next_person_in_the_tab_sees_nothing_of_the_last(open_page, outbox):
     page.get_by_role("button", name="Activate").click()
     sync_api.expect(page.locator("#invite-code-error")).to_have_text("No user has this invite code.")
     page.get_by_role("button", name="Sign out").click()
+    sync_api.expect(page.get_by_label("Phone number")).to_have_value("")
+    sync_api.expect(page.locator("#code-sent")).to_have_text("")
 
     sign_in(page, outbox, "+79110000010")
 
@@ -258,9 +260,10 @@ def test_an_activation_whose_inviter_was_deleted_is_shown_as_spent(open_page, ou
     sync_api.expect(page.get_by_label("Invite code you received")).to_be_hidden()
 
 
-def test_a_disabled_account_is_sent_back_to_the_sign_in_form_with_the_reason(open_page, outbox):
+def test_a_disabled_account_is_sent_back_to_the_sign_in_form_with_the_reason(open_page, outbox, live_server):
     page = open_page()
     sign_in(page, outbox, "+79110000013")
+    refresh = page.evaluate("sessionStorage.getItem('refresh')")
     User.objects.filter(phone="+79110000013").update(is_active=False)
 
     page.reload()
@@ -268,6 +271,9 @@ def test_a_disabled_account_is_sent_back_to_the_sign_in_form_with_the_reason(ope
     sync_api.expect(page.get_by_label("Phone number")).to_be_visible()
     sync_api.expect(page.locator("#sign-in-status")).to_have_text("This account is disabled.")
     assert page.evaluate("sessionStorage.length") == 0
+    User.objects.filter(phone="+79110000013").update(is_active=True)
+    revoked = page.request.post(f"{live_server.url}/api/v1/auth/token/refresh/", data={"refresh": refresh})
+    assert revoked.status == 401  # enabled again, the account's old session stays ended
 
 
 def test_more_button_pages_through_invitees_with_the_cursor(open_page, outbox):

@@ -1,11 +1,13 @@
 """The container's start-up, run natively: bin/entrypoint and gunicorn with production settings."""
 
+import http.client
 import http.server
 import json
 import os
 import signal
 import socket
 import socketserver
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -230,6 +232,52 @@ def test_the_health_check_reads_an_empty_port_as_the_default():
         server.shutdown()
 
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_over_a_unix_socket_a_forwarded_https_header_is_not_believed(tmp_path):
+    # Only BEHIND_HTTPS_PROXY makes Django trust X-Forwarded-Proto; gunicorn trusted it from any socket peer.
+    path = tmp_path / "gunicorn.sock"
+    env = production_env(
+        GUNICORN_HOST=f"unix:{path}", SECURE_SSL_REDIRECT="1", WEB_CONCURRENCY="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1")
+        connection.sock = socket.socket(socket.AF_UNIX)
+        connection.sock.connect(str(path))
+        connection.request(
+            "GET", "/api/v1/invite-codes/ABCDEF/", headers={"Host": "127.0.0.1", "X-Forwarded-Proto": "https"}
+        )
+        status = connection.getresponse().status
+    finally:
+        stop(server)
+
+    assert status == 301  # plain HTTP, redirected
+
+
+def test_a_migration_that_fails_is_named_in_the_log(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE referrals_referral (x int)")  # in the way of referrals' first migration
+
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"],
+        cwd=ROOT, env=production_env(DATABASE_URL=f"sqlite:///{database}"), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"levelname": "ERROR", "name": "entrypoint", "message": "Applying referrals.0001_initial..."}.items() <= (
+        records[-1].items()
+    ), records[-3:]
 
 
 def test_the_health_check_asks_over_gunicorn_s_unix_socket(tmp_path):

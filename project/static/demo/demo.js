@@ -217,9 +217,11 @@ function showSignIn(message = "") {
   tokens.clear();
   // Whoever signs in next in this tab sees nothing of the last person's page.
   clearErrors($("profile"));
-  for (const id of ["names-status", "copy-status", "inviter-info"]) $(id).textContent = "";
-  $("invite-code").value = "";
+  for (const id of ["names-status", "copy-status", "inviter-info", "code-sent"]) $(id).textContent = "";
+  for (const id of ["phone", "code", "invite-code"]) $(id).value = "";
   $("invitees").replaceChildren();
+  $("more-invitees").hidden = true;
+  $("more-invitees").dataset.next = "";
   $("profile").hidden = true;
   $("sign-in").hidden = false;
   $("code-form").hidden = true;
@@ -361,8 +363,10 @@ function start() {
       try {
         await loadProfile();
       } catch (error) {
-        // A disabled account (403) stays so: back to the sign-in form, with the reason.
+        // A disabled account (403) stays so: back to the sign-in form, with the reason. Its refresh
+        // token is revoked first, or it would work again were the account enabled again.
         if (!(error instanceof ApiError && error.status === 403)) throw error;
+        await call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false }).catch(() => {});
         showSignIn(error.message);
       }
     });
