@@ -3,12 +3,11 @@ import os
 import phonenumbers
 from django.conf import settings
 from django.core.checks import Error, register
-from django.utils.module_loading import import_string
 from django.utils.translation import get_supported_language_variant
 from redis.connection import parse_url
 
 from accounts.otp import invalid_test_phones
-from accounts.sms_backends import BACKENDS
+from accounts.sms_backends import BACKENDS, backend_class
 from accounts.throttles import AuthIPThrottle
 
 
@@ -17,7 +16,7 @@ def sms_backend_exists(app_configs, **kwargs):
     """An unknown SMS_BACKEND fails at start-up, not on the first person's sign-in."""
     name = settings.SMS_BACKEND
     try:
-        import_string(BACKENDS.get(name, name))
+        backend_class()
     except ImportError:
         return [
             Error(f"SMS_BACKEND={name!r} is not one of {sorted(BACKENDS)} nor an importable class.", id="accounts.E001")
@@ -90,7 +89,7 @@ def sms_provider_is_configured(app_configs, **kwargs):
     """A provider without its credentials fails at start-up, not with a 503 for every sign-in."""
     name = settings.SMS_BACKEND
     try:
-        backend = import_string(BACKENDS.get(name, name))
+        backend = backend_class()
     except ImportError:
         return []  # sms_backend_exists reports it
     missing = [setting for setting in getattr(backend, "required_settings", ()) if not getattr(settings, setting)]
