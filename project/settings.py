@@ -266,9 +266,7 @@ SPECTACULAR_SETTINGS = {
 
 # Phones and one-time codes.
 PHONE_REGION = env("PHONE_REGION", default="RU").strip().upper()
-SMS_ALLOWED_REGIONS = [
-    region.strip().upper() for region in env.list("SMS_ALLOWED_REGIONS", default=["RU"]) if region.strip()
-]
+SMS_ALLOWED_REGIONS = [region.upper() for region in env.list("SMS_ALLOWED_REGIONS", default=["RU"])]
 OTP_LENGTH = 4
 OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1)
 OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5, minimum=1)
