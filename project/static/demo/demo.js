@@ -281,6 +281,10 @@ async function loadInvitees() {
   addInvitees(await call("GET", `${API}me/invitees/?page_size=${INVITEES_PAGE_SIZE}`));
 }
 
+function revokeRefreshToken() {
+  return call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false });
+}
+
 async function loadProfile() {
   showProfile(await call("GET", `${API}me/`));
   await loadInvitees();
@@ -326,7 +330,7 @@ function start() {
 
   onSubmit($("logout-form"), async () => {
     try {
-      await call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false });
+      await revokeRefreshToken();
     } catch (error) {
       // A refused token (401) is signed out already. A limit or an outage is not: the error shows,
       // and the tokens stay, or the refresh token would live on unrevoked, out of the person's reach.
@@ -366,7 +370,7 @@ function start() {
         // A disabled account (403) stays so: back to the sign-in form, with the reason. Its refresh
         // token is revoked first, or it would work again were the account enabled again.
         if (!(error instanceof ApiError && error.status === 403)) throw error;
-        await call("POST", `${API}auth/logout/`, { refresh: tokens.refresh }, { auth: false }).catch(() => {});
+        await revokeRefreshToken().catch(() => {});
         showSignIn(error.message);
       }
     });
