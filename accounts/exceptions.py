@@ -1,6 +1,8 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import APIException
 
+from project.throttling import RequestsThrottled
+
 
 class PhoneRegionNotAllowed(APIException):
     status_code = 400
@@ -36,3 +38,19 @@ class AccountDisabled(APIException):
     status_code = 403
     default_detail = _("This account is disabled.")
     default_code = "account_disabled"
+
+
+class PhoneLocked(RequestsThrottled):
+    default_reason = _("Too many wrong codes for this phone.")
+
+
+class CodeSentRecently(RequestsThrottled):
+    default_reason = _("A code was just sent to this phone.")
+
+
+class PhoneSendLimitReached(RequestsThrottled):
+    default_reason = _("Too many codes were sent to this phone.")
+
+
+class SendBudgetExhausted(RequestsThrottled):
+    default_reason = _("Too many codes are being sent right now.")

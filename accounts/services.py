@@ -11,15 +11,18 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
-from rest_framework.exceptions import Throttled
 
 from accounts import otp, statements
 from accounts.exceptions import (
     AccountDisabled,
     CodeExpired,
+    CodeSentRecently,
     InvalidCode,
     PhoneCannotReceiveSms,
+    PhoneLocked,
     PhoneRegionNotAllowed,
+    PhoneSendLimitReached,
+    SendBudgetExhausted,
     SmsDeliveryFailed,
 )
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge, User
@@ -34,6 +37,7 @@ from project.prepared_statements import (
     fetch_prepared,
     run_prepared,
 )
+from project.throttling import RequestsThrottled
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -73,7 +77,7 @@ def request_code(*, phone: str) -> CodeSent:
 
 @batched_transaction()
 def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
-    """Count a send against every limit, or raise Throttled; committed before the SMS goes out.
+    """Count a send against every limit, or refuse it (429); committed before the SMS goes out.
 
     Also the seconds until the phone may ask again, as its limits will then see it.
     """
@@ -82,27 +86,27 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
     if refusals >= settings.OTP_FAILURES_PER_DAY:
         raise _locked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
-    for window, limit in _send_limits():
-        _refuse_over_limit(recent, now=now, window=window, limit=limit)
+    for window, limit, refusal in _send_limits():
+        _refuse_over_limit(recent, now=now, window=window, limit=limit, refusal=refusal)
     hour = now.replace(minute=0, second=0, microsecond=0)
     send = _record_send_within_budget(phone, now=now, hour=hour)
     if send is None:
-        raise Throttled(wait=_seconds_until(hour + HOUR, now=now))
+        raise SendBudgetExhausted(wait=_seconds_until(hour + HOUR, now=now))
     return send, _seconds_until_next_send([now, *recent], now=now)
 
 
-def _send_limits() -> list[tuple[timedelta, int]]:
-    """Each window of a phone's sends and how many it may hold."""
+def _send_limits() -> list[tuple[timedelta, int, type[RequestsThrottled]]]:
+    """Each window of a phone's sends, how many it may hold, and the refusal when it is full."""
     return [
-        (timedelta(seconds=settings.OTP_RESEND_SECONDS), 1),
-        (HOUR, settings.OTP_SENDS_PER_HOUR),
-        (DAY, settings.OTP_SENDS_PER_DAY),
+        (timedelta(seconds=settings.OTP_RESEND_SECONDS), 1, CodeSentRecently),
+        (HOUR, settings.OTP_SENDS_PER_HOUR, PhoneSendLimitReached),
+        (DAY, settings.OTP_SENDS_PER_DAY, PhoneSendLimitReached),
     ]
 
 
 def _seconds_until_next_send(newest_first: list[datetime], *, now: datetime) -> int:
     # A window full to its limit lets the next send in once the oldest send it counts leaves it.
-    free_at = [newest_first[limit - 1] + window for window, limit in _send_limits() if len(newest_first) >= limit]
+    free_at = [newest_first[limit - 1] + window for window, limit, _ in _send_limits() if len(newest_first) >= limit]
     return max(0, math.ceil((max(free_at, default=now) - now).total_seconds()))
 
 
@@ -321,8 +325,8 @@ def _user_and_recent_failures(phone: str, *, since: datetime) -> tuple[User | No
     return user, user.recent_failures
 
 
-def _locked(*, wait: int) -> Throttled:
-    return Throttled(wait=wait, detail=_("Too many wrong codes for this phone. Try again later."))
+def _locked(*, wait: int) -> PhoneLocked:
+    return PhoneLocked(wait=wait)
 
 
 def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
@@ -362,10 +366,12 @@ def _pass(phone: str, user: User | None, *, may_create_account: bool) -> CheckRe
     return CheckResult(Check.PASSED, user=user, created=created, tokens=tokens, profile=profile_data(user=user))
 
 
-def _refuse_over_limit(newest_first: list[datetime], *, now: datetime, window: timedelta, limit: int) -> None:
+def _refuse_over_limit(
+    newest_first: list[datetime], *, now: datetime, window: timedelta, limit: int, refusal: type[RequestsThrottled]
+) -> None:
     in_window = [moment for moment in newest_first if moment > now - window]
     if len(in_window) >= limit:
-        raise Throttled(wait=_seconds_until(in_window[limit - 1] + window, now=now))
+        raise refusal(wait=_seconds_until(in_window[limit - 1] + window, now=now))
 
 
 def _seconds_until(moment: datetime, *, now: datetime) -> int:

@@ -10,9 +10,11 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import ParseError, Throttled, ValidationError
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
+
+from project.throttling import RequestsThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def envelope_exception_handler(exc, context):
         )
         response["Retry-After"] = "5"
         return response
+    if isinstance(exc, Throttled) and not isinstance(exc, RequestsThrottled):
+        exc = RequestsThrottled(wait=exc.wait)  # the per-IP limits, DRF's throttle classes: the wait in words
     response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
     if response is None:
         return None  # a bug: let it 500 and reach the logs

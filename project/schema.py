@@ -83,7 +83,7 @@ TOKEN_NOT_VALID = ErrorDoc(401, "token_not_valid", "Given token not valid for an
 LENGTH_REQUIRED = ErrorDoc(411, "length_required", "Send the request body with a Content-Length header.")
 REQUEST_TOO_LARGE = ErrorDoc(413, "request_too_large", "The request body is too large.")
 UNSUPPORTED_MEDIA_TYPE = ErrorDoc(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.')
-THROTTLED = ErrorDoc(429, "throttled", "Request was throttled. Expected available in 42 seconds.")
+THROTTLED = ErrorDoc(429, "throttled", "Too many requests. Try again in 42 seconds.")
 SERVICE_UNAVAILABLE = ErrorDoc(503, "service_unavailable", "The service is temporarily unavailable.")
 
 # Statuses whose replies carry Retry-After (seconds).

@@ -2,8 +2,8 @@
 
 LOCALE_PATHS take precedence over the packages' own catalogues. SimpleJWT ships Russian only as
 `ru_RU` (which the `ru` language does not load) and leaves some of it untranslated; DRF's Russian
-leaves the throttling hint in English, mistranslates "throttled" as "ignored" and has no Russian for
-"Not a valid string." (a string field given true, a list or an object).
+has none for "Not a valid string." (a string field given true, a list or an object). DRF's
+throttling message is never sent: project/throttling.py writes every 429's.
 """
 
 from django.utils.translation import gettext_noop
@@ -28,9 +28,6 @@ SIMPLEJWT = [
 ]
 
 DRF = [
-    gettext_noop("Request was throttled."),
-    gettext_noop("Expected available in {wait} second."),
-    gettext_noop("Expected available in {wait} seconds."),
     gettext_noop("Invalid cursor"),
     gettext_noop("Not a valid string."),
 ]

@@ -176,7 +176,7 @@ def test_expired_access_token_is_refreshed_and_the_new_refresh_token_kept(open_p
     ("status", "body"),
     [
         (503, {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}),
-        (429, {"code": "throttled", "detail": "Request was throttled. Expected available in 9 seconds."}),
+        (429, {"code": "throttled", "detail": "Too many requests. Try again in 9 seconds."}),
     ],
 )
 def test_a_refresh_that_fails_for_a_while_keeps_the_session(open_page, outbox, status, body):

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import translation
 
+from accounts.models import CheckFailure
+from project.throttling import wait_in_words
 from tests.conftest import code_sent_to
 
 pytestmark = pytest.mark.django_db
@@ -116,8 +119,73 @@ def test_resend_limit(api, outbox):
 
     assert ru.status_code == en.status_code == 429
     assert ru.json()["code"] == en.json()["code"] == "throttled"
-    assert ru.json()["detail"].startswith("Слишком много запросов. Повторите через ")
-    assert en.json()["detail"].startswith("Request was throttled. Expected available in ")
+    # The resend gap is 60 s: a minute, or its last seconds if the second request was slow.
+    assert re.fullmatch(
+        r"Код на этот номер только что отправлен\. Повторите через (1 минуту|\d\d секунд[уы]?)\.", ru.json()["detail"]
+    )
+    assert re.fullmatch(
+        r"A code was just sent to this phone\. Try again in (1 minute|\d\d seconds)\.", en.json()["detail"]
+    )
+
+
+def test_a_locked_phone_is_told_the_wait_in_hours(api):
+    CheckFailure.objects.bulk_create([CheckFailure(phone="+79110000001") for _ in range(10)])
+
+    ru = call(api, "ru", "post", TOKEN_URL, {"phone": "+79110000001", "code": "1234"})
+    en = call(api, "en", "post", CODE_URL, {"phone": "+79110000001"})
+
+    assert ru.status_code == en.status_code == 429
+    assert ru.json()["detail"] == "Слишком много неверных кодов для этого номера. Повторите через 24 часа."
+    assert en.json()["detail"] == "Too many wrong codes for this phone. Try again in 24 hours."
+    assert 23 * 3600 < int(ru["Retry-After"]) <= 24 * 3600
+
+
+def test_the_hours_limit_is_told_in_minutes(api, outbox, settings):
+    settings.OTP_RESEND_SECONDS = 0
+    for _ in range(settings.OTP_SENDS_PER_HOUR):
+        assert api.post(CODE_URL, {"phone": "+79110000001"}, format="json").status_code == 200
+
+    ru = call(api, "ru", "post", CODE_URL, {"phone": "+79110000001"})
+
+    assert ru.status_code == 429
+    expected = r"На этот номер отправлено слишком много кодов\. Повторите через 60 минут\."  # noqa: RUF001
+    assert re.fullmatch(expected, ru.json()["detail"])
+    assert 3590 < int(ru["Retry-After"]) <= 3600
+
+
+def test_the_per_ip_limit_is_told_in_russian(api, settings):
+    settings.AUTH_IP_RATE = "1/minute"
+    call(api, "ru", "post", TOKEN_URL, {})
+
+    ru = call(api, "ru", "post", TOKEN_URL, {})
+
+    assert ru.status_code == 429
+    assert re.fullmatch(r"Слишком много запросов\. Повторите через (1 минуту|\d\d? секунд[уы]?)\.", ru.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "russian", "english"),
+    [
+        (1, "1 секунду", "1 second"),
+        (3, "3 секунды", "3 seconds"),
+        (11, "11 секунд", "11 seconds"),
+        (21, "21 секунду", "21 seconds"),
+        (59, "59 секунд", "59 seconds"),
+        (60, "1 минуту", "1 minute"),
+        (61, "2 минуты", "2 minutes"),
+        (3295, "55 минут", "55 minutes"),
+        (7199, "120 минут", "120 minutes"),
+        (7200, "2 часа", "2 hours"),
+        (7201, "3 часа", "3 hours"),
+        (75600, "21 час", "21 hours"),
+        (86400, "24 часа", "24 hours"),
+    ],
+)
+def test_waits_read_as_words_rounded_up(seconds, russian, english):
+    with translation.override("ru"):
+        assert wait_in_words(seconds) == russian
+    with translation.override("en"):
+        assert wait_in_words(seconds) == english
 
 
 def test_unknown_language_falls_back_to_english(api):
