@@ -6,6 +6,10 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
 from django.utils.translation import gettext_lazy as _
 
+# Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
+from rest_framework_simplejwt.token_blacklist import admin as token_admin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 
@@ -15,7 +19,7 @@ SAVING_VIEWS = {"accounts_user_change", "auth_user_password_change"}
 
 def written_phone_field():
     # Longer than the stored E.164 (16): "+7 (911) 000-00-00" is what people type.
-    return forms.CharField(label=_("phone"), max_length=32)
+    return forms.CharField(label=_("Phone"), max_length=32)
 
 
 class PhoneFieldMixin:
@@ -126,3 +130,22 @@ class CheckFailureAdmin(SignInRecordAdmin):
 class CodeSendAdmin(SignInRecordAdmin):
     list_display = ("phone", "sent_at")
     ordering = ("-sent_at",)
+
+
+class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenAdmin):
+    """SimpleJWT's page of issued refresh tokens, without the token itself: whoever reads it can sign in
+    as its user for up to 30 days, and the admin's view permission should not grant that."""
+
+    exclude = ("token",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for name in super().get_readonly_fields(request, obj) if name != "token"]
+
+
+class BlacklistedRefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.BlacklistedTokenAdmin):
+    pass
+
+
+for model, model_admin in ((OutstandingToken, RefreshTokenAdmin), (BlacklistedToken, BlacklistedRefreshTokenAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)

@@ -24,7 +24,7 @@ class InvalidCode(APIException):
 
 class CodeExpired(APIException):
     status_code = 400
-    default_detail = _("The code has expired or was used up. Request a new one.")
+    default_detail = _("The code has expired, was used up or was never sent. Request a new one.")
     default_code = "code_expired"
 
 

@@ -78,8 +78,8 @@ class PhoneChallenge(models.Model):
 class CodeSend(models.Model):
     """One code sent to a phone: the per-phone send limits count these."""
 
-    phone = models.CharField(max_length=16)
-    sent_at = models.DateTimeField(default=timezone.now)
+    phone = models.CharField(_("phone"), max_length=16)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("code sent")
@@ -93,8 +93,8 @@ class CodeSend(models.Model):
 class CheckFailure(models.Model):
     """One refused code check: enough of them in 24 h lock the phone."""
 
-    phone = models.CharField(max_length=16)
-    failed_at = models.DateTimeField(default=timezone.now)
+    phone = models.CharField(_("phone"), max_length=16)
+    failed_at = models.DateTimeField(_("failed at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("refused code check")

@@ -25,6 +25,14 @@ SIMPLEJWT = [
     gettext_noop("Token has no '{}' claim"),
     gettext_noop("Token '{}' claim has expired"),
     gettext_noop("No active account found for the given token."),
+    # Its token pages in the admin.
+    gettext_noop("Token Blacklist"),
+    gettext_noop("Outstanding Token"),
+    gettext_noop("Outstanding Tokens"),
+    gettext_noop("Blacklisted Token"),
+    gettext_noop("Blacklisted Tokens"),
+    gettext_noop("created at"),
+    gettext_noop("expires at"),
 ]
 
 DRF = [

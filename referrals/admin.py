@@ -92,7 +92,7 @@ class UserAdmin(AccountsUserAdmin):
     @admin.display(description=_("invite code"), ordering="referral__invite_code")
     def invite_code(self, user):
         referral = referral_of(user)
-        return referral.invite_code if referral else None
+        return referral.invite_code if referral else self.get_empty_value_display()
 
     @admin.display(description=_("invited by"), ordering="referral__invited_by__user__phone")
     def inviter_phone(self, user):
@@ -103,7 +103,7 @@ class UserAdmin(AccountsUserAdmin):
     def invited_by(self, user):
         referral = referral_of(user)
         if referral is None or referral.invited_by is None:
-            return None
+            return self.get_empty_value_display()  # on a read-only field, None would print as "None"
         inviter = referral.invited_by
         return format_html("{} ({})", user_change_link(inviter.user_id, inviter.user.phone), inviter.invite_code)
 
@@ -116,7 +116,7 @@ class UserAdmin(AccountsUserAdmin):
     @admin.display(description=_("invitees"), ordering="referral__invitees_count")
     def invitees_count(self, user):
         referral = referral_of(user)
-        return referral.invitees_count if referral else None
+        return referral.invitees_count if referral else self.get_empty_value_display()
 
     @admin.display(description=_("invite tree"))
     def invite_tree(self, user):
@@ -208,7 +208,7 @@ class ReferralAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, admin.ModelAdmi
     @admin.display(description=_("invited by"))
     def invited_by_link(self, referral):
         inviter = referral.invited_by
-        return user_change_link(inviter.user_id, inviter.user.phone) if inviter else None
+        return user_change_link(inviter.user_id, inviter.user.phone) if inviter else self.get_empty_value_display()
 
     def has_add_permission(self, request):
         return False

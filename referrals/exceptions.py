@@ -35,5 +35,5 @@ class InviteCycle(APIException):
 
 class ActivationContended(APIException):
     status_code = 409
-    default_detail = _("Invite codes are being activated around you right now; please retry.")
+    default_detail = _("Other invite codes are being activated in your invite tree right now; please retry.")
     default_code = "activation_conflict"

@@ -7,7 +7,11 @@ class Referral(models.Model):
     """A user's place in the invite forest: own code, who invited them, how many they invited."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="referral"
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="referral",
+        verbose_name=_("user"),
     )
     invite_code = models.CharField(_("invite code"), max_length=6, unique=True)
     # SET_NULL keeps `activated_at`: an invitee whose inviter was deleted still used their one activation.

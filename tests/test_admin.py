@@ -10,8 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.models import CheckFailure, CodeSend, User
+from accounts.tokens import issue_tokens
 from referrals.models import Referral
 from referrals.selectors import get_invite_chain, get_invite_tree
 from referrals.services import activate_invite_code
@@ -144,6 +146,14 @@ def test_change_page_shows_referral_data_read_only(admin_client, make_user):
     assert not {"invite_code", "invited_by", "activated_at", "invitees_count"} & set(form.fields)
     assert 'name="invite_code"' not in html
     assert 'name="invited_by"' not in html
+
+
+@pytest.mark.parametrize("url", [change_url, lambda user: f"/admin/referrals/referral/{user.pk}/change/"])
+def test_nobody_as_inviter_reads_as_the_admins_dash_not_none(admin_client, make_user, url):
+    html = admin_client.get(url(make_user("+79110000001"))).content.decode()
+
+    inviter = re.search(r'field-invited_by\w*.*?<div class="readonly">([^<]*)</div>', html, re.S).group(1)
+    assert inviter == "-"
 
 
 def test_posting_the_change_form_edits_names_but_not_invite_data(admin_client, make_user):
@@ -435,3 +445,29 @@ def test_staff_can_lift_a_phones_lock_by_deleting_its_refused_checks(admin_clien
 def test_sign_in_records_cannot_be_added_or_edited(admin_client):
     assert admin_client.get("/admin/accounts/checkfailure/add/").status_code == 403
     assert admin_client.get("/admin/accounts/codesend/add/").status_code == 403
+
+
+def test_refresh_tokens_are_listed_without_the_token_itself(make_user):
+    staff = make_user("+79000000002", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_outstandingtoken"))
+    client = Client()
+    client.force_login(staff)
+    refresh = issue_tokens(user=make_user("+79110000001"))["refresh"]
+    outstanding = OutstandingToken.objects.get()
+
+    listing = client.get("/admin/token_blacklist/outstandingtoken/")
+    page = client.get(f"/admin/token_blacklist/outstandingtoken/{outstanding.pk}/change/")
+
+    assert listing.status_code == page.status_code == 200
+    assert outstanding.jti in page.content.decode()
+    for response in (listing, page):
+        assert refresh not in response.content.decode()
+        assert refresh.split(".")[1] not in response.content.decode()  # nor its claims
+
+
+def test_refresh_token_page_refuses_a_popup_naming_a_reverse_relation(admin_client):
+    response = admin_client.get(
+        "/admin/token_blacklist/outstandingtoken/", {"_to_field": "blacklistedtoken", "_popup": "1"}
+    )
+
+    assert response.status_code == 400
