@@ -213,7 +213,7 @@ class _AccountNeeded(Exception):
 
 
 def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
-    """Spend the code on a match; record every failed check of a code (it must commit, so nothing raises here).
+    """Spend the code on a match; record every wrong guess of a live code (it must commit, so nothing raises here).
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
@@ -242,12 +242,10 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         return _pass(phone, user, may_create_account=may_create_account)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
-        if not challenge.code_hash:
-            # No code to check: never sent, or spent by a sign-in that went through. Counting these
-            # would let anyone lock any phone without a single SMS, and a client retrying a sign-in
-            # lock out its own user; no guess could open anything here.
-            return CheckResult(Check.DEAD)
-        return _refuse(phone, Check.DEAD, now=now)  # a code that expired or died of wrong guesses
+        # No live code: never sent, expired, spent by a sign-in, or killed by its 5 wrong guesses (which
+        # counted). No guess could open anything here, so nothing counts: counting these let anyone keep
+        # a phone locked without sending an SMS, and a client retrying a sign-in lock out its own user.
+        return CheckResult(Check.DEAD)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
         challenge.attempts += 1
         _save_challenge(challenge)
@@ -332,8 +330,10 @@ def _locked(*, wait: int) -> PhoneLocked:
 def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
     """A locked phone opens when the oldest of its newest OTP_FAILURES_PER_DAY refusals is a day old."""
     newest = CheckFailure.objects.filter(phone=phone).order_by("-failed_at").values_list("failed_at", flat=True)
-    oldest_counted = newest[settings.OTP_FAILURES_PER_DAY - 1]
-    return _seconds_until(oldest_counted + DAY, now=now)
+    counted = list(newest[: settings.OTP_FAILURES_PER_DAY])
+    if len(counted) < settings.OTP_FAILURES_PER_DAY:
+        return 1  # deleted since they were counted (the admin lifts locks without the phone's lock): open now
+    return _seconds_until(counted[-1] + DAY, now=now)
 
 
 def _refuse(phone: str, outcome: Check, *, now: datetime) -> CheckResult:
