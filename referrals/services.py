@@ -55,7 +55,8 @@ def give_missing_invite_code(*, user_id: int) -> bool:
 # The user's inviter and whether they may act, with the code's owner: one unlocked read, enough
 # to answer a retry. Hand-written: the ORM took longer to build it (with its subquery) than to run it.
 OWN_ACTIVATION_SQL = """
-SELECT r.invited_by_id, u.is_active, (SELECT c.user_id FROM referrals_referral c WHERE c.invite_code = $2)
+SELECT r.invited_by_id, u.is_active, (SELECT c.user_id FROM referrals_referral c WHERE c.invite_code = $2),
+       r.activated_at IS NOT NULL
 FROM referrals_referral r JOIN accounts_user u ON u.id = r.user_id
 WHERE r.user_id = $1
 """
@@ -73,7 +74,11 @@ def activate_invite_code(*, user: User, code: str) -> None:
         raise InvalidToken(_("User not found"))
     if not own[1]:
         raise AccountDisabled()
-    invited_by_id, _active, inviter_id = own
+    invited_by_id, _active, inviter_id, activated = own
+    if activated and (inviter_id is None or inviter_id != invited_by_id):
+        # Before saying whether the code exists: else one activation buys an oracle for every code,
+        # around the per-IP limit of the public preview.
+        raise InviteCodeAlreadyActivated()
     if inviter_id is None:
         raise InviteCodeNotFound()
     if invited_by_id == inviter_id:

@@ -384,7 +384,21 @@ def test_deleting_an_inviter_keeps_the_activation_spent(authed, make_user):
         None,
         None,
     )
-    assert activate(client, old_code).json()["code"] == "invite_code_not_found"
+    assert activate(client, old_code).json()["code"] == "invite_code_already_activated"
+
+
+def test_after_an_activation_every_other_code_is_409_whether_it_exists_or_not(authed, make_user):
+    # Else 409 against 400 told an activated user which codes exist, past the preview's per-IP limit.
+    client = authed()
+    activate(client, code_of(make_user()))
+    taken = set(Referral.objects.values_list("invite_code", flat=True))
+
+    unknown = next(code for code in ("ZZZZZZ", "ZZZZZY", "ZZZZZX") if code not in taken)
+    answers = [activate(client, code) for code in (code_of(make_user()), unknown, code_of(client.user))]
+
+    assert [(answer.status_code, answer.json()["code"]) for answer in answers] == [
+        (409, "invite_code_already_activated")
+    ] * 3
 
 
 def test_profile_reply_is_what_the_serializer_describes(authed, make_user):
