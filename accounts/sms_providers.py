@@ -155,13 +155,14 @@ class SmsAeroBackend(ProviderBackend):
         except (ValueError, TypeError) as exc:
             # The library's own checks of the number, text and signature, and ours of the e-mail.
             raise _fail(self.provider, phone, f"invalid request: {str(exc)[:200]}") from exc
-        except (AttributeError, KeyError) as exc:
-            # The library reads the answer assuming a JSON object with the keys it expects.
+        except (AttributeError, KeyError, RecursionError) as exc:
+            # The library reads the answer assuming a JSON object with the keys it expects (and
+            # json's parser gives up on deep nesting with RecursionError).
             raise _fail(self.provider, phone, "unexpected answer") from exc
-        message_id = answer.get("id") if isinstance(answer, dict) else None
-        if message_id in (None, ""):
+        message_id = _message_id(answer.get("id") if isinstance(answer, dict) else None)
+        if message_id is None:
             raise _fail(self.provider, phone, "answered success without the message's id")
-        return str(message_id)
+        return message_id
 
 
 class ExolveBackend(ProviderBackend):
@@ -185,9 +186,16 @@ class ExolveBackend(ProviderBackend):
         if not 200 <= response.status_code < 300:
             raise _fail(self.provider, phone, f"answered HTTP {response.status_code}")
         try:
-            message_id = response.json()["message_id"]
-        except (ValueError, TypeError, KeyError):
+            message_id = _message_id(response.json()["message_id"])
+        except (ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
             message_id = None
-        if message_id in (None, ""):
+        if message_id is None:
             raise _fail(self.provider, phone, f"answered HTTP {response.status_code} without a message_id")
-        return str(message_id)
+        return message_id
+
+
+def _message_id(value: object) -> str | None:
+    """A provider's id for the accepted message: text or a number; anything else means no id."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)

@@ -19,6 +19,7 @@ from project.throttling import RequestsThrottled
 logger = logging.getLogger(__name__)
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+SERVICE_RETRY_AFTER = "5"  # seconds: an outage of the database or of the SMS provider
 
 # Field error codes that are part of the API contract; when the only failing field
 # carries one of them it becomes the top-level code, so clients need not dig.
@@ -44,13 +45,15 @@ def envelope_exception_handler(exc, context):
             {"code": "service_unavailable", "detail": _("The service is temporarily unavailable.")},
             status=503,
         )
-        response["Retry-After"] = "5"
+        response["Retry-After"] = SERVICE_RETRY_AFTER
         return response
     if isinstance(exc, Throttled) and not isinstance(exc, RequestsThrottled):
         exc = RequestsThrottled(wait=exc.wait)  # the per-IP limits, DRF's throttle classes: the wait in words
     response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
     if response is None:
         return None  # a bug: let it 500 and reach the logs
+    if response.status_code == 503:
+        response.setdefault("Retry-After", SERVICE_RETRY_AFTER)  # the schema promises it on every 503
     if isinstance(exc, ParseError):
         # DRF's own text ("JSON parse error - ...") is not translatable and echoes parser internals.
         response.data = {"code": "parse_error", "detail": _("The request body is not valid JSON.")}

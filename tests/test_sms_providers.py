@@ -170,6 +170,8 @@ def test_smsaero_url_without_trailing_slash_still_reaches_sms_send(smsaero, sett
         (200, b""),
         (200, []),
         (200, {}),
+        (200, b"[" * 100_000 + b"]" * 100_000),  # nested past json's recursion limit
+        (200, b'{"success": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     ],
 )
 def test_provider_failure_replies_raise_delivery_error(provider, status, body):
@@ -251,8 +253,13 @@ def test_an_error_status_is_a_failure_whatever_the_body_says(provider):
     [
         ("exolve", {"message_id": None}),
         ("exolve", {"message_id": ""}),
+        ("exolve", {"message_id": False}),
+        ("exolve", {"message_id": []}),
+        ("exolve", {"message_id": {}}),
         ("smsaero", {"success": True, "data": None}),
         ("smsaero", {"success": True, "data": {}}),
+        ("smsaero", {"success": True, "data": {"id": False}}),
+        ("smsaero", {"success": True, "data": {"id": [1]}}),
     ],
 )
 def test_a_success_without_a_message_id_is_a_failure(settings, fake, name, body):
@@ -355,6 +362,7 @@ def test_provider_failure_is_503_and_spends_no_limit(api, provider):
         "code": "sms_delivery_failed",
         "detail": "The SMS could not be sent. Please try again shortly.",
     }
+    assert response["Retry-After"] == "5"
     provider.answers(200, ACCEPTED[provider.name])
     response = api.post(CODE_URL, {"phone": PHONE}, format="json")
     assert response.status_code == 200, response.json()
