@@ -36,15 +36,17 @@ def validation_code(exc: ValidationError) -> str:
     return "invalid"
 
 
+def error_reply(code: str, detail: str, *, status: int) -> JsonResponse:
+    """The envelope where DRF does not answer, written as DRF's renderer writes it: UTF-8, not \\u escapes."""
+    return JsonResponse({"code": code, "detail": detail}, status=status, json_dumps_params={"ensure_ascii": False})
+
+
 def envelope_exception_handler(exc, context):
     if isinstance(exc, (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)):
         # The database, or Redis holding the per-IP counters, is down or unreachable: a
         # retryable condition, not a bug.
         logger.error("service unavailable: %s.%s: %s", type(exc).__module__, type(exc).__name__, exc)
-        response = JsonResponse(
-            {"code": "service_unavailable", "detail": _("The service is temporarily unavailable.")},
-            status=503,
-        )
+        response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
         response["Retry-After"] = SERVICE_RETRY_AFTER
         return response
     if isinstance(exc, Throttled) and not isinstance(exc, RequestsThrottled):
@@ -81,22 +83,22 @@ def api_not_found(request, rest=""):
     detail = _("Not found.")
     if not request.path.endswith("/"):
         detail = _("Not found. API paths end with a slash: %(path)s") % {"path": request.path + "/"}
-    return JsonResponse({"code": "not_found", "detail": detail}, status=404)
+    return error_reply("not_found", detail, status=404)
 
 
 def page_not_found(request, exception=None):
     if _is_api(request):
-        return JsonResponse({"code": "not_found", "detail": _("Not found.")}, status=404)
+        return error_reply("not_found", _("Not found."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if _is_api(request):
-        return JsonResponse({"code": "server_error", "detail": _("A server error occurred.")}, status=500)
+        return error_reply("server_error", _("A server error occurred."), status=500)
     return defaults.server_error(request)
 
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return JsonResponse({"code": "bad_request", "detail": _("Bad request.")}, status=400)
+        return error_reply("bad_request", _("Bad request."), status=400)
     return defaults.bad_request(request, exception)

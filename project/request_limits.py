@@ -1,6 +1,7 @@
 from django.conf import settings
-from django.http import JsonResponse
 from django.utils.translation import gettext as _
+
+from project.exception_handler import error_reply
 
 # The methods whose bodies the API reads; a body sent with GET is never parsed.
 METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
@@ -21,17 +22,13 @@ class RequestBodyLimitMiddleware:
         if request.method in METHODS_WITH_BODIES and request.path.startswith("/api/"):
             if not request.META.get("CONTENT_LENGTH") and request.META.get("HTTP_TRANSFER_ENCODING"):
                 # Django reads a body by its Content-Length alone: a chunked one would pass as empty.
-                return JsonResponse(
-                    {"code": "length_required", "detail": _("Send the request body with a Content-Length header.")},
-                    status=411,
+                return error_reply(
+                    "length_required", _("Send the request body with a Content-Length header."), status=411
                 )
             declared = request.META.get("CONTENT_LENGTH") or "0"
             if not declared.isascii() or not declared.isdigit():
                 # Gunicorn refuses these itself; other servers may pass them on.
-                return JsonResponse({"code": "bad_request", "detail": _("Bad request.")}, status=400)
+                return error_reply("bad_request", _("Bad request."), status=400)
             if int(declared) > settings.API_MAX_BODY_BYTES:
-                return JsonResponse(
-                    {"code": "request_too_large", "detail": _("The request body is too large.")},
-                    status=413,
-                )
+                return error_reply("request_too_large", _("The request body is too large."), status=413)
         return self.get_response(request)

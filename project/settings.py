@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # above the body limit, so a 413 carries CORS headers too
-    "django.middleware.locale.LocaleMiddleware",  # above the body limit too: its refusals speak Russian
+    "project.languages.AcceptLanguageMiddleware",  # above the body limit too: its refusals speak Russian
     "project.request_limits.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -288,3 +288,24 @@ def test_a_body_that_is_not_an_object_is_refused_in_the_client_s_language(api, b
 
 def is_russian(message: str) -> bool:
     return any("\u0430" <= ch.lower() <= "\u044f" for ch in message)  # a Cyrillic letter
+
+
+def test_a_language_cookie_does_not_outrank_accept_language(api):
+    api.cookies["django_language"] = "ru"  # as another Django site on the same domain may set it
+
+    response = call(api, "en", "get", PROFILE_URL)
+
+    assert response["Content-Language"] == "en"
+    assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_replies_outside_drf_write_russian_as_utf8_like_drf(api):
+    too_large = api.generic(
+        "POST", CODE_URL, "{}", content_type="application/json", HTTP_ACCEPT_LANGUAGE="ru", CONTENT_LENGTH="99999999"
+    )
+    not_found = call(api, "ru", "get", "/api/v1/nothing/")
+
+    for response in (too_large, not_found):
+        assert response.status_code in (404, 413)
+        assert "\\u04" not in response.content.decode()
+        assert is_russian(json.loads(response.content)["detail"])
