@@ -111,7 +111,11 @@ class RefreshTokenView(PublicAuthView):
         responses=OutputSerializer,
         tags=["auth"],
         summary="Refresh the token pair",
-        description="Returns a new access and refresh token; the refresh token sent stops working (rotation).",
+        description=(
+            "Returns a new access and refresh token; the refresh token sent stops working (rotation). "
+            "Of two refreshes of one token at once, one gets the pair and the other 401 `token_not_valid`: "
+            "run one refresh at a time and share its result."
+        ),
         examples=schema_examples.REFRESH_TOKEN,
     )
     @api_errors(InvalidToken)
@@ -132,7 +136,10 @@ class LogoutView(PublicAuthView):
         responses={204: None},
         tags=["auth"],
         summary="Sign out",
-        description="Revokes the refresh token; access tokens already issued expire on their own.",
+        description=(
+            "Revokes the refresh token; access tokens already issued expire on their own. A token already "
+            "spent or revoked is 401 `token_not_valid`: a client retrying a logout may take that as done."
+        ),
         examples=schema_examples.LOGOUT,
     )
     @api_errors(InvalidToken)

@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # above the body limit, so a 413 carries CORS headers too
+    "project.api_caching.NoStoreMiddleware",  # above the body limit, so its refusals are not stored either
     "project.languages.AcceptLanguageMiddleware",  # above the body limit too: its refusals speak Russian
     "project.request_limits.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -350,3 +350,20 @@ def test_a_verified_access_token_with_another_signature_is_refused(api, sign_in)
 
     assert response.status_code == 401
     assert response.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/api/v1/auth/token/", {"phone": "+79990000000", "code": "1234"}),
+        ("post", "/api/v1/auth/token/", {"phone": "+79990000000", "code": "0000"}),
+        ("get", "/api/v1/me/", None),
+        ("get", "/api/v1/nothing/", None),
+    ],
+)
+def test_api_replies_are_never_stored(api, settings, method, path, body):
+    settings.OTP_TEST_PHONES = {"+79990000000": "1234"}
+
+    response = getattr(api, method)(path, body, format="json") if body else getattr(api, method)(path)
+
+    assert "no-store" in response["Cache-Control"]
