@@ -1,12 +1,13 @@
 """Sign-in by one-time code: issuing codes and checking them, with every limit of DESIGN.md."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
@@ -66,12 +67,12 @@ def request_code(*, phone: str) -> CodeSent:
     try:
         get_backend().send(phone=phone, text=text)
     except SmsDeliveryError as exc:
-        _release_send(send)
+        _after_the_send(lambda: _release_send(send))
         raise SmsDeliveryFailed() from exc
     except BaseException:
-        _release_send(send)  # a bug in a backend still must not cost the person their limits
+        _after_the_send(lambda: _release_send(send))  # a bug in a backend still must not cost the person their limits
         raise
-    _install_code(phone=phone, code=code)
+    _after_the_send(lambda: _install_code(phone=phone, code=code))
     return CodeSent(phone, settings.OTP_LENGTH, settings.OTP_TTL_SECONDS, retry_after)
 
 
@@ -148,11 +149,25 @@ def _take_from_budget(hour: datetime) -> bool:
     return within.update(used=F("used") + 1) > 0
 
 
+def _after_the_send(write: Callable[[], None]) -> None:
+    """A write once the provider has answered, which may take SMS_TIMEOUT: long enough for a database
+    restart or failover to drop the connection. Then one new connection and a second try (each such
+    write may be taken again), so that a delivered code works and a failed send spends no limit."""
+    try:
+        write()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        write()
+
+
 @transaction.atomic
 def _release_send(send: CodeSend) -> None:
-    hour = send.sent_at.replace(minute=0, second=0, microsecond=0)
-    HourlySendBudget.objects.filter(hour=hour, used__gt=0).update(used=F("used") - 1)
-    send.delete()
+    # The budget is given back only with the send's row, so taking this again never gives back twice.
+    if CodeSend.objects.filter(pk=send.pk).delete()[0]:
+        hour = send.sent_at.replace(minute=0, second=0, microsecond=0)
+        HourlySendBudget.objects.filter(hour=hour, used__gt=0).update(used=F("used") - 1)
 
 
 def _install_code(*, phone: str, code: str) -> None:
