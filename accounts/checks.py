@@ -2,12 +2,13 @@ import os
 
 import phonenumbers
 from django.conf import settings
+from django.core import checks
 from django.core.checks import Error, register
 from django.utils.translation import get_supported_language_variant
 from redis.connection import parse_url
 
 from accounts.otp import invalid_test_phones
-from accounts.sms_backends import BACKENDS, backend_class
+from accounts.sms_backends import BACKENDS, ConsoleBackend, backend_class
 from accounts.throttles import AuthIPThrottle
 
 
@@ -120,3 +121,33 @@ def sms_language_is_served(app_configs, **kwargs):
         codes = [code for code, _name in settings.LANGUAGES]
         return [Error(f"SMS_LANGUAGE={settings.SMS_LANGUAGE!r} is not one of {codes}.", id="accounts.E008")]
     return []
+
+
+@register()
+def codes_reach_people_when_not_debugging(app_configs, **kwargs):
+    """Said at every start (bin/entrypoint logs warnings): with DEBUG off, codes that reach no phone, and
+    phones that sign in without one, are most likely a deployment's mistake."""
+    if settings.DEBUG:
+        return []
+    warnings = []
+    try:
+        backend = backend_class()
+    except ImportError:
+        backend = None  # sms_backend_exists reports it
+    if backend is not None and issubclass(backend, ConsoleBackend):
+        warnings.append(
+            checks.Warning(
+                f"SMS_BACKEND={settings.SMS_BACKEND} with DEBUG off: codes are written to the log, not sent to phones.",
+                hint="Set SMS_BACKEND to smsaero or exolve for real users.",
+                id="accounts.W001",
+            )
+        )
+    if settings.OTP_TEST_PHONES:
+        warnings.append(
+            checks.Warning(
+                f"OTP_TEST_PHONES with DEBUG off: {len(settings.OTP_TEST_PHONES)} phone(s) sign in with a fixed code.",
+                hint="Keep them for end-to-end tests and app-store review accounts only.",
+                id="accounts.W002",
+            )
+        )
+    return warnings

@@ -26,6 +26,9 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+PROVIDER = {"SMS_BACKEND": "exolve", "EXOLVE_API_KEY": "key", "EXOLVE_SENDER": "79110000000"}
+
+
 def env_sample() -> dict[str, str]:
     lines = (ROOT / ".env.sample").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
@@ -38,11 +41,34 @@ def test_check_deploy_is_clean_under_production_settings():
             "DEBUG": "0",
             "SECRET_KEY": "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",
             "ALLOWED_HOSTS": "api.example.com",
+            **PROVIDER,
         },
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "warnings"),
+    [
+        ({"SMS_BACKEND": "console"}, ["accounts.W001"]),
+        ({**PROVIDER, "OTP_TEST_PHONES": "+79990000000:1234"}, ["accounts.W002"]),
+        ({**PROVIDER, "OTP_TEST_PHONES": ""}, []),
+        ({"SMS_BACKEND": "console", "DEBUG": "1"}, []),
+    ],
+)
+def test_the_checks_warn_of_codes_that_reach_no_phone_with_debug_off(env, warnings):
+    base = {
+        "DEBUG": "0",
+        "SECRET_KEY": "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",
+        "ALLOWED_HOSTS": "a.example",
+    }
+
+    result = manage("check", env={**base, **env})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.findall(r"accounts\.W\d+", result.stdout + result.stderr) == warnings
 
 
 def test_production_refuses_the_public_development_key():
@@ -66,13 +92,15 @@ def test_env_sample_refuses_to_start_until_its_secret_key_is_replaced():
     assert "Set SECRET_KEY in .env: the key of .env.sample is public." in result.stderr
 
 
-def test_env_sample_with_its_own_secret_key_only_warns_about_plain_http():
-    # Compose serves plain HTTP on localhost, so the one deployment warning left is the HTTPS redirect.
+def test_env_sample_with_its_own_secret_key_only_warns_about_plain_http_and_the_console():
+    # Compose serves plain HTTP on localhost, and its codes go to the log: the warnings left are the
+    # HTTPS redirect and the console backend.
     own_key = "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ"
     result = manage("check", "--deploy", env={**env_sample(), "SECRET_KEY": own_key})
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", result.stdout + result.stderr)) == {"security.W008"}
+    found = set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", result.stdout + result.stderr))
+    assert found == {"security.W008", "accounts.W001"}
 
 
 @pytest.mark.django_db

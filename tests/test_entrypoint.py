@@ -121,6 +121,8 @@ def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
     # One JSON object a line, the migrations' report included, for log collectors that expect it.
     records = [json.loads(line) for line in output.splitlines()]
     assert any(r["name"] == "entrypoint" and "No migrations to apply" in r["message"] for r in records), output
+    # The system checks' warnings are log lines too: the console backend with DEBUG off.
+    assert any(r["levelname"] == "WARNING" and "accounts.W001" in r["message"] for r in records), output
     assert any(r["name"] == "accounts.sms_backends" and PHONE in r["message"] for r in records), output
     assert any(r["name"] == "gunicorn.access" and "/readyz" in r["message"] for r in records), output
     assert server.returncode == 0
