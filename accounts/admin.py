@@ -1,9 +1,13 @@
+import functools
+from types import SimpleNamespace
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
+from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 # Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
@@ -12,6 +16,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
+from accounts.throttles import AuthIPThrottle
+from project.throttling import RequestsThrottled
 
 # The views that read a user and save them: the change page and the password form.
 SAVING_VIEWS = {"accounts_user_change", "auth_user_password_change"}
@@ -149,3 +155,21 @@ class BlacklistedRefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.Blackl
 for model, model_admin in ((OutstandingToken, RefreshTokenAdmin), (BlacklistedToken, BlacklistedRefreshTokenAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+def limited_per_ip(login):
+    """The admin's password form under the API's per-IP limit (AUTH_IP_RATE, its own counter): Django
+    itself lets a client try passwords as fast as it can send them."""
+
+    @functools.wraps(login)
+    def view(request, extra_context=None):
+        throttle = AuthIPThrottle()
+        if request.method == "POST" and not throttle.allow_request(request, SimpleNamespace(throttle_scope="admin")):
+            refusal = RequestsThrottled(wait=throttle.wait())
+            return HttpResponse(str(refusal.detail), status=429, headers={"Retry-After": str(refusal.wait)})
+        return login(request, extra_context)
+
+    return view
+
+
+admin.site.login = limited_per_ip(admin.site.login)

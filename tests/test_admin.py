@@ -471,3 +471,21 @@ def test_refresh_token_page_refuses_a_popup_naming_a_reverse_relation(admin_clie
     )
 
     assert response.status_code == 400
+
+
+def test_the_admin_password_form_is_limited_per_ip(make_user, settings):
+    settings.AUTH_IP_RATE = "3/minute"
+    make_user("+79110000000", password="a-long-staff-password", is_staff=True)
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_ACCEPT_LANGUAGE="ru")
+    wrong = {"username": "+79110000000", "password": "guess"}
+
+    statuses = [client.post("/admin/login/", wrong).status_code for _ in range(3)]
+    refused = client.post("/admin/login/", {**wrong, "password": "a-long-staff-password"})
+
+    assert statuses == [200, 200, 200]  # the form again, with its error
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.content.decode().startswith("Слишком много запросов. Повторите через ")
+    assert client.get("/admin/login/").status_code == 200  # the form itself is not counted
+    other = Client(REMOTE_ADDR="203.0.113.8")
+    assert other.post("/admin/login/", {**wrong, "password": "a-long-staff-password"}).status_code == 302
