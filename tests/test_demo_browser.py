@@ -56,6 +56,8 @@ def open_page(browser, live_server):
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(error))
+        # What the page's Content-Security-Policy refuses shows as a console error, not a page error.
+        page.on("console", lambda message: refused_by_the_policy(message) and errors.append(message.text))
         page.goto(live_server.url + "/")
         return page
 
@@ -63,6 +65,10 @@ def open_page(browser, live_server):
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def refused_by_the_policy(message) -> bool:
+    return message.type == "error" and "Content Security Policy" in message.text
 
 
 def screenshot(page, name):

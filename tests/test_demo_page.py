@@ -14,6 +14,8 @@ def test_demo_page_is_html_with_labels_and_its_own_static_files(client):
     assert '<meta name="viewport"' in html
     assert 'src="/static/demo/demo.js"' in html
     assert 'href="/static/demo/demo.css"' in html
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
 
 
 def test_static_files_are_served_by_the_app(client):
