@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from django.conf import settings
+from django.utils.functional import Promise, lazy
+from django.utils.translation import gettext_lazy
 from drf_spectacular import openapi
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotAuthenticated, UnsupportedMediaType
 from rest_framework.permissions import AllowAny
 
 from project.exception_handler import CONTRACT_FIELD_CODES
+from project.throttling import RequestsThrottled
 
 
 class AccessTokenScheme(SimpleJWTStatelessUserScheme):
@@ -52,7 +55,7 @@ class ErrorSerializer(serializers.Serializer):
 class ErrorDoc:
     status: int
     code: str
-    detail: str
+    detail: str | Promise  # a lazy text is put in the language the schema is asked in (?lang=ru)
     errors: dict | None = None
 
     @classmethod
@@ -60,9 +63,9 @@ class ErrorDoc:
         return cls(exception.status_code, exception.default_code, str(exception.default_detail))
 
     def example(self) -> OpenApiExample:
-        value = {"code": self.code, "detail": self.detail}
+        value = {"code": self.code, "detail": str(self.detail)}
         if self.errors is not None:
-            value["errors"] = self.errors
+            value["errors"] = {field: [str(message) for message in messages] for field, messages in self.errors.items()}
         return OpenApiExample(self.code, value=value, response_only=True, status_codes=[str(self.status)])
 
 
@@ -76,15 +79,23 @@ def api_errors(*exceptions: type[APIException]):
     return mark
 
 
-INVALID = ErrorDoc(400, "invalid", "Invalid input.", {"field": ["This field is required."]})
-PARSE_ERROR = ErrorDoc(400, "parse_error", "The request body is not valid JSON.")
-NOT_AUTHENTICATED = ErrorDoc(401, "not_authenticated", "Authentication credentials were not provided.")
-TOKEN_NOT_VALID = ErrorDoc(401, "token_not_valid", "Given token not valid for any token type")
-LENGTH_REQUIRED = ErrorDoc(411, "length_required", "Send the request body with a Content-Length header.")
-REQUEST_TOO_LARGE = ErrorDoc(413, "request_too_large", "The request body is too large.")
-UNSUPPORTED_MEDIA_TYPE = ErrorDoc(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.')
-THROTTLED = ErrorDoc(429, "throttled", "Too many requests. Try again in 42 seconds.")
-SERVICE_UNAVAILABLE = ErrorDoc(503, "service_unavailable", "The service is temporarily unavailable.")
+def _in_the_schemas_language(make) -> Promise:
+    return lazy(make, str)()
+
+
+INVALID = ErrorDoc(
+    400, "invalid", gettext_lazy("Invalid input."), {"field": [serializers.Field.default_error_messages["required"]]}
+)
+PARSE_ERROR = ErrorDoc(400, "parse_error", gettext_lazy("The request body is not valid JSON."))
+NOT_AUTHENTICATED = ErrorDoc(401, "not_authenticated", NotAuthenticated.default_detail)
+TOKEN_NOT_VALID = ErrorDoc(401, "token_not_valid", gettext_lazy("Given token not valid for any token type"))
+LENGTH_REQUIRED = ErrorDoc(411, "length_required", gettext_lazy("Send the request body with a Content-Length header."))
+REQUEST_TOO_LARGE = ErrorDoc(413, "request_too_large", gettext_lazy("The request body is too large."))
+UNSUPPORTED_MEDIA_TYPE = ErrorDoc(
+    415, "unsupported_media_type", _in_the_schemas_language(lambda: str(UnsupportedMediaType("text/plain").detail))
+)
+THROTTLED = ErrorDoc(429, "throttled", _in_the_schemas_language(lambda: str(RequestsThrottled(wait=42).detail)))
+SERVICE_UNAVAILABLE = ErrorDoc(503, "service_unavailable", gettext_lazy("The service is temporarily unavailable."))
 
 # Statuses whose replies carry Retry-After (seconds).
 RETRY_AFTER_STATUSES = (429, 503)

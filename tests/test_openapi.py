@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
+from tests.test_i18n import is_russian
+
 CHECKED_IN = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 
 ERROR_CODES = {
@@ -196,8 +198,21 @@ def test_schema_is_served_as_checked_in(client):
 def test_schema_is_served_as_json_with_russian_examples(client):
     response = client.get("/api/schema/?format=json&lang=ru")
 
-    examples = response.json()["paths"]["/api/v1/auth/token/"]["post"]["responses"]["400"]["content"]
-    assert examples["application/json"]["examples"]["InvalidCode"]["value"]["detail"] == "Неверный код."
+    responses = response.json()["paths"]["/api/v1/auth/token/"]["post"]["responses"]
+
+    def example(status, name):
+        return responses[status]["content"]["application/json"]["examples"][name]["value"]
+
+    assert example("400", "InvalidCode")["detail"] == "Неверный код."
+    # The envelope's own examples too, not only the domain's: every text a Russian reply would have.
+    assert example("400", "Invalid") == {
+        "code": "invalid",
+        "detail": "Неверные данные.",
+        "errors": {"field": ["Обязательное поле."]},
+    }
+    assert example("429", "Throttled")["detail"] == "Слишком много запросов. Повторите через 42 секунды."
+    for status, name in [("400", "ParseError"), ("413", "RequestTooLarge"), ("415", "UnsupportedMediaType")]:
+        assert is_russian(example(status, name)["detail"]), (status, name)
 
 
 def test_field_rules_are_in_the_schema(schema):
