@@ -309,3 +309,13 @@ def test_replies_outside_drf_write_russian_as_utf8_like_drf(api):
         assert response.status_code in (404, 413)
         assert "\\u04" not in response.content.decode()
         assert is_russian(json.loads(response.content)["detail"])
+
+
+@pytest.mark.parametrize(("language", "heading"), [("ru", "Страница не найдена"), ("en", "Page not found")])
+def test_pages_outside_the_api_are_in_the_language_they_are_sent_in(client, language, heading):
+    response = client.get("/nothing/", HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 404
+    assert response["Content-Language"] == language
+    assert f'<html lang="{language}">' in response.content.decode()
+    assert f"<h1>{heading}</h1>" in response.content.decode()
