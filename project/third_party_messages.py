@@ -2,7 +2,8 @@
 
 LOCALE_PATHS take precedence over the packages' own catalogues. SimpleJWT ships Russian only as
 `ru_RU` (which the `ru` language does not load) and leaves some of it untranslated; DRF's Russian
-has none for "Not a valid string." (a string field given true, a list or an object). DRF's
+has none for "Not a valid string." (a string field given true, a list or an object), and writes
+some of the rest in another style. DRF's
 throttling message is never sent: project/throttling.py writes every 429's.
 """
 
@@ -38,4 +39,11 @@ SIMPLEJWT = [
 DRF = [
     gettext_noop("Invalid cursor"),
     gettext_noop("Not a valid string."),
+    # DRF's Russian for these drops the diaeresis and uses straight quotes, unlike our messages beside them.
+    gettext_noop("Authentication credentials were not provided."),
+    gettext_noop("Incorrect authentication credentials."),
+    gettext_noop("You do not have permission to perform this action."),
+    gettext_noop('Method "{method}" not allowed.'),
+    gettext_noop('Unsupported media type "{media_type}" in request.'),
+    gettext_noop("Could not satisfy the request Accept header."),
 ]

@@ -88,7 +88,7 @@ def test_not_authenticated(api):
     en = call(api, "en", "get", PROFILE_URL)
 
     assert ru.status_code == en.status_code == 401
-    assert ru.json() == {"code": "not_authenticated", "detail": "Учетные данные не были предоставлены."}
+    assert ru.json() == {"code": "not_authenticated", "detail": "Учётные данные не предоставлены."}
     assert en.json() == {"code": "not_authenticated", "detail": "Authentication credentials were not provided."}
 
 
