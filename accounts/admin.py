@@ -3,12 +3,16 @@ from types import SimpleNamespace
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
@@ -17,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 from accounts.throttles import AuthIPThrottle
+from project.exception_handler import SERVICE_RETRY_AFTER
 from project.throttling import RequestsThrottled
 
 # The views that read a user and save them: the change page and the password form.
@@ -140,16 +145,41 @@ class CodeSendAdmin(SignInRecordAdmin):
 
 class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenAdmin):
     """SimpleJWT's page of issued refresh tokens, without the token itself: whoever reads it can sign in
-    as its user for up to 30 days, and the admin's view permission should not grant that."""
+    as its user for up to 30 days, and the admin's view permission should not grant that. Its columns
+    are named here, in the admin's language (SimpleJWT's model fields have no translated names)."""
 
-    exclude = ("token",)
+    list_display = fields = ("token_id", "token_user", "issued_at", "valid_until")
 
     def get_readonly_fields(self, request, obj=None):
-        return [name for name in super().get_readonly_fields(request, obj) if name != "token"]
+        return self.fields
+
+    def lookup_allowed(self, lookup, value, request):
+        # ?token__startswith=... in the list's URL would give the token away a character at a time.
+        return lookup.split(LOOKUP_SEP)[0] != "token" and super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=_("token id"), ordering="jti")
+    def token_id(self, token):
+        return token.jti
+
+    @admin.display(description=_("user"), ordering="user")
+    def token_user(self, token):
+        return token.user
+
+    @admin.display(description=_("issued at"), ordering="created_at")
+    def issued_at(self, token):
+        return display_for_value(token.created_at, self.get_empty_value_display())
+
+    @admin.display(description=_("valid until"), ordering="expires_at")
+    def valid_until(self, token):
+        return display_for_value(token.expires_at, self.get_empty_value_display())
 
 
 class BlacklistedRefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.BlacklistedTokenAdmin):
-    pass
+    list_display = (*token_admin.BlacklistedTokenAdmin.list_display[:-1], "revoked_at")
+
+    @admin.display(description=_("revoked at"), ordering="blacklisted_at")
+    def revoked_at(self, blacklisted):
+        return display_for_value(blacklisted.blacklisted_at, self.get_empty_value_display())
 
 
 for model, model_admin in ((OutstandingToken, RefreshTokenAdmin), (BlacklistedToken, BlacklistedRefreshTokenAdmin)):
@@ -163,8 +193,15 @@ def limited_per_ip(login):
 
     @functools.wraps(login)
     def view(request, extra_context=None):
+        if request.method != "POST":
+            return login(request, extra_context)
         throttle = AuthIPThrottle()
-        if request.method == "POST" and not throttle.allow_request(request, SimpleNamespace(throttle_scope="admin")):
+        try:
+            allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
+        except (RedisConnectionError, RedisTimeoutError):  # the counters' Redis is down: as the API answers
+            unavailable = _("The service is temporarily unavailable.")
+            return HttpResponse(str(unavailable), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
+        if not allowed:
             refusal = RequestsThrottled(wait=throttle.wait())
             return HttpResponse(str(refusal.detail), status=429, headers={"Retry-After": str(refusal.wait)})
         return login(request, extra_context)

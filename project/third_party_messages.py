@@ -34,6 +34,9 @@ SIMPLEJWT = [
     gettext_noop("Blacklisted Tokens"),
     gettext_noop("created at"),
     gettext_noop("expires at"),
+    gettext_noop("jti"),
+    gettext_noop("Token for %(user)s (%(jti)s)"),
+    gettext_noop("Blacklisted token for %(user)s"),
 ]
 
 DRF = [

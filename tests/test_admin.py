@@ -10,13 +10,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.tokens import issue_tokens
 from referrals.models import Referral
 from referrals.selectors import get_invite_chain, get_invite_tree
 from referrals.services import activate_invite_code
+from tests.test_ip_limits import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -463,6 +464,51 @@ def test_refresh_tokens_are_listed_without_the_token_itself(make_user):
     for response in (listing, page):
         assert refresh not in response.content.decode()
         assert refresh.split(".")[1] not in response.content.decode()  # nor its claims
+
+
+def test_refresh_tokens_cannot_be_filtered_by_the_token_text(make_user):
+    # Else ?token__startswith= would give it away a character at a time to view permission.
+    staff = make_user("+79000000002", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_outstandingtoken"))
+    client = Client()
+    client.force_login(staff)
+    refresh = issue_tokens(user=make_user("+79110000001"))["refresh"]
+
+    for lookup in ("token__startswith", "token", "token__contains", "token__regex"):
+        response = client.get("/admin/token_blacklist/outstandingtoken/", {lookup: refresh[:40]})
+        assert response.status_code == 400, lookup
+
+
+def test_token_pages_are_in_the_admins_language(admin_client, make_user):
+    issue_tokens(user=make_user("+79110000001"))
+    outstanding = OutstandingToken.objects.get()
+    BlacklistedToken.objects.create(token=outstanding)
+
+    pages = [
+        admin_client.get(url, HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+        for url in (
+            "/admin/token_blacklist/outstandingtoken/",
+            f"/admin/token_blacklist/outstandingtoken/{outstanding.pk}/change/",
+            "/admin/token_blacklist/blacklistedtoken/",
+        )
+    ]
+
+    assert "Идентификатор токена" in pages[0] and "Действует до" in pages[1] and "Отозван" in pages[2]
+    for page in pages:
+        assert not re.search(r">\s*(Jti|User|Created at|Expires at|Blacklisted at|Id):?\s*<", page)
+
+
+def test_admin_sign_in_with_its_redis_down_is_a_503_not_a_500(make_user, settings):
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings.REDIS_URL = url
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    client.raise_request_exception = False
+
+    response = client.post("/admin/login/", {"username": "+79110000000", "password": "x"})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
 
 
 def test_refresh_token_page_refuses_a_popup_naming_a_reverse_relation(admin_client):
