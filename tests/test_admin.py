@@ -448,12 +448,18 @@ def test_sign_in_records_cannot_be_added_or_edited(admin_client):
     assert admin_client.get("/admin/accounts/codesend/add/").status_code == 403
 
 
-def test_refresh_tokens_are_listed_without_the_token_itself(make_user):
+@pytest.fixture
+def token_viewer(make_user):
+    """A staff member who may only view the issued refresh tokens, and one user's refresh token."""
     staff = make_user("+79000000002", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_outstandingtoken"))
     client = Client()
     client.force_login(staff)
-    refresh = issue_tokens(user=make_user("+79110000001"))["refresh"]
+    return client, issue_tokens(user=make_user("+79110000001"))["refresh"]
+
+
+def test_refresh_tokens_are_listed_without_the_token_itself(token_viewer):
+    client, refresh = token_viewer
     outstanding = OutstandingToken.objects.get()
 
     listing = client.get("/admin/token_blacklist/outstandingtoken/")
@@ -466,13 +472,9 @@ def test_refresh_tokens_are_listed_without_the_token_itself(make_user):
         assert refresh.split(".")[1] not in response.content.decode()  # nor its claims
 
 
-def test_refresh_tokens_cannot_be_filtered_by_the_token_text(make_user):
+def test_refresh_tokens_cannot_be_filtered_by_the_token_text(token_viewer):
     # Else ?token__startswith= would give it away a character at a time to view permission.
-    staff = make_user("+79000000002", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="view_outstandingtoken"))
-    client = Client()
-    client.force_login(staff)
-    refresh = issue_tokens(user=make_user("+79110000001"))["refresh"]
+    client, refresh = token_viewer
 
     for lookup in ("token__startswith", "token", "token__contains", "token__regex"):
         response = client.get("/admin/token_blacklist/outstandingtoken/", {lookup: refresh[:40]})
