@@ -218,14 +218,15 @@ Sign in with a phone number and a one-time SMS code; invite codes and referrals.
 ## Limits (defaults; each is a server setting)
 
 - A code lives 5 minutes, is single use, and a new code replaces the previous one.
-- 5 wrong attempts kill a code (`code_expired`); after 10 failed checks of a code in 24 hours the phone can
-  neither check codes nor get new ones until the window passes (429 `throttled`). A check when no code was
-  sent, or after it was used, is refused (`code_expired`) but not counted.
+- 5 wrong attempts kill a code (`code_expired`); after 10 wrong codes in 24 hours (two codes' worth) the
+  phone can neither check codes nor get new ones until the window passes (429 `throttled`). A check when
+  there is no live code (never sent, expired, used, or killed by its wrong attempts) is refused
+  (`code_expired`) but not counted.
 - A new code for the same phone at most every 60 seconds, 5 per hour and 10 per 24 hours (429 `throttled`);
   the code request's reply says in `retry_after` when the next one may be asked for.
 - Each sign-in endpoint and the invite code lookup allow 30 requests per minute per client IP.
 - Codes go only to phones of the allowed countries (Russia by default; `phone_region_not_allowed`).
-- Every 429 reply carries `Retry-After` (seconds).
+- Every 429 reply carries `Retry-After` (seconds), and its `detail` says the wait in words.
 
 ## Invite codes
 
