@@ -8,7 +8,7 @@ from django.utils.translation import get_supported_language_variant
 from redis.connection import parse_url
 
 from accounts.otp import invalid_test_phones
-from accounts.sms_backends import BACKENDS, ConsoleBackend, backend_class
+from accounts.sms_backends import BACKENDS, ConsoleBackend, MemoryBackend, backend_class
 from accounts.throttles import AuthIPThrottle
 
 
@@ -134,10 +134,11 @@ def codes_reach_people_when_not_debugging(app_configs, **kwargs):
         backend = backend_class()
     except ImportError:
         backend = None  # sms_backend_exists reports it
-    if backend is not None and issubclass(backend, ConsoleBackend):
+    if backend is not None and issubclass(backend, ConsoleBackend | MemoryBackend):
+        where = "written to the log" if issubclass(backend, ConsoleBackend) else "kept in the process"
         warnings.append(
             checks.Warning(
-                f"SMS_BACKEND={settings.SMS_BACKEND} with DEBUG off: codes are written to the log, not sent to phones.",
+                f"SMS_BACKEND={settings.SMS_BACKEND} with DEBUG off: codes are {where}, not sent to phones.",
                 hint="Set SMS_BACKEND to smsaero or exolve for real users.",
                 id="accounts.W001",
             )

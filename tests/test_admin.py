@@ -533,7 +533,7 @@ def test_the_admin_password_form_is_limited_per_ip(make_user, settings):
     assert statuses == [200, 200, 200]  # the form again, with its error
     assert refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 60
-    assert refused.content.decode().startswith("Слишком много запросов. Повторите через ")
+    assert refused.content.decode().startswith("Слишком много запросов. Повторите попытку через ")
     assert client.get("/admin/login/").status_code == 200  # the form itself is not counted
     other = Client(REMOTE_ADDR="203.0.113.8")
     assert other.post("/admin/login/", {**wrong, "password": "a-long-staff-password"}).status_code == 302

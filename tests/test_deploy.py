@@ -53,6 +53,7 @@ def test_check_deploy_is_clean_under_production_settings():
     ("env", "warnings"),
     [
         ({"SMS_BACKEND": "console"}, ["accounts.W001"]),
+        ({"SMS_BACKEND": "memory"}, ["accounts.W001"]),
         ({**PROVIDER, "OTP_TEST_PHONES": "+79990000000:1234"}, ["accounts.W002"]),
         ({**PROVIDER, "OTP_TEST_PHONES": ""}, []),
         ({"SMS_BACKEND": "console", "DEBUG": "1"}, []),

@@ -121,7 +121,8 @@ def test_resend_limit(api, outbox):
     assert ru.json()["code"] == en.json()["code"] == "throttled"
     # The resend gap is 60 s: a minute, or its last seconds if the second request was slow.
     assert re.fullmatch(
-        r"Код на этот номер только что отправлен\. Повторите через (1 минуту|\d\d секунд[уы]?)\.", ru.json()["detail"]
+        r"Код на этот номер только что отправлен\. Повторите попытку через (1 минуту|\d\d секунд[уы]?)\.",
+        ru.json()["detail"],
     )
     assert re.fullmatch(
         r"A code was just sent to this phone\. Try again in (1 minute|\d\d seconds)\.", en.json()["detail"]
@@ -135,7 +136,7 @@ def test_a_locked_phone_is_told_the_wait_in_hours(api):
     en = call(api, "en", "post", CODE_URL, {"phone": "+79110000001"})
 
     assert ru.status_code == en.status_code == 429
-    assert ru.json()["detail"] == "Слишком много неверных кодов для этого номера. Повторите через 24 часа."
+    assert ru.json()["detail"] == "Слишком много неверных кодов для этого номера. Повторите попытку через 24 часа."
     assert en.json()["detail"] == "Too many wrong codes for this phone. Try again in 24 hours."
     assert 23 * 3600 < int(ru["Retry-After"]) <= 24 * 3600
 
@@ -148,7 +149,7 @@ def test_the_hours_limit_is_told_in_minutes(api, outbox, settings):
     ru = call(api, "ru", "post", CODE_URL, {"phone": "+79110000001"})
 
     assert ru.status_code == 429
-    expected = r"На этот номер отправлено слишком много кодов\. Повторите через 60 минут\."  # noqa: RUF001
+    expected = r"На этот номер отправлено слишком много кодов\. Повторите попытку через 60 минут\."  # noqa: RUF001
     assert re.fullmatch(expected, ru.json()["detail"])
     assert 3590 < int(ru["Retry-After"]) <= 3600
 
@@ -160,7 +161,9 @@ def test_the_per_ip_limit_is_told_in_russian(api, settings):
     ru = call(api, "ru", "post", TOKEN_URL, {})
 
     assert ru.status_code == 429
-    assert re.fullmatch(r"Слишком много запросов\. Повторите через (1 минуту|\d\d? секунд[уы]?)\.", ru.json()["detail"])
+    assert re.fullmatch(
+        r"Слишком много запросов\. Повторите попытку через (1 минуту|\d\d? секунд[уы]?)\.", ru.json()["detail"]
+    )
 
 
 @pytest.mark.parametrize(

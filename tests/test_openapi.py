@@ -210,7 +210,7 @@ def test_schema_is_served_as_json_with_russian_examples(client):
         "detail": "Неверные данные.",
         "errors": {"field": ["Обязательное поле."]},
     }
-    assert example("429", "Throttled")["detail"] == "Слишком много запросов. Повторите через 42 секунды."
+    assert example("429", "Throttled")["detail"] == "Слишком много запросов. Повторите попытку через 42 секунды."
     for status, name in [("400", "ParseError"), ("413", "RequestTooLarge"), ("415", "UnsupportedMediaType")]:
         assert is_russian(example(status, name)["detail"]), (status, name)
 

@@ -343,7 +343,7 @@ def test_unknown_sms_backend_fails_the_system_check(settings):
 
     settings.SMS_BACKEND = "carrier-pigeon"
 
-    assert [error.id for error in run_checks()] == ["accounts.E001"]
+    assert [error.id for error in run_checks() if error.is_serious()] == ["accounts.E001"]
 
 
 @pytest.mark.parametrize("rate", ["30/fortnight", "30", "thirty/minute", "30/", "-1/minute"])
@@ -352,7 +352,7 @@ def test_a_malformed_auth_ip_rate_fails_the_system_check(settings, rate):
 
     settings.AUTH_IP_RATE = rate
 
-    assert [error.id for error in run_checks()] == ["accounts.E003"]
+    assert [error.id for error in run_checks() if error.is_serious()] == ["accounts.E003"]
 
 
 @pytest.mark.parametrize("rate", ["30/minute", "5/s", "1000/day", "off", ""])
@@ -361,7 +361,7 @@ def test_auth_ip_rates_that_parse_pass_the_system_check(settings, rate):
 
     settings.AUTH_IP_RATE = rate
 
-    assert run_checks() == []
+    assert [error.id for error in run_checks() if error.is_serious()] == []
 
 
 @override_settings(OTP_TEST_PHONES={"+79990000000": "1234"})
@@ -381,7 +381,8 @@ def test_a_malformed_test_phone_breaks_nobody_and_fails_the_check(api, outbox):
 
     assert request_code(api).status_code == 200
     assert check(api, "4321", "+79990000001").status_code == 200
-    assert sorted(error.id for error in run_checks()) == ["accounts.E002", "accounts.W002"]  # DEBUG is off in tests
+    # DEBUG is off in tests: the memory backend (W001) and the test phones (W002) are warned of.
+    assert sorted(error.id for error in run_checks()) == ["accounts.E002", "accounts.W001", "accounts.W002"]
 
 
 def test_an_existing_account_counts_only_the_day_s_failures_and_locks_at_ten(api, outbox):
