@@ -148,7 +148,7 @@ class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenA
     as its user for up to 30 days, and the admin's view permission should not grant that. Its columns
     are named here, in the admin's language (SimpleJWT's model fields have no translated names)."""
 
-    list_display = fields = ("token_id", "token_user", "issued_at", "valid_until")
+    list_display = fields = ("refresh_token_id", "token_user", "issued_at", "valid_until")
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -158,7 +158,7 @@ class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenA
         return lookup.split(LOOKUP_SEP)[0] != "token" and super().lookup_allowed(lookup, value, request)
 
     @admin.display(description=_("token id"), ordering="jti")
-    def token_id(self, token):
+    def refresh_token_id(self, token):
         return token.jti
 
     @admin.display(description=_("user"), ordering="user")
@@ -175,7 +175,38 @@ class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenA
 
 
 class BlacklistedRefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.BlacklistedTokenAdmin):
-    list_display = (*token_admin.BlacklistedTokenAdmin.list_display[:-1], "revoked_at")
+    """The revoked refresh tokens, read-only: changing or deleting an entry would bring a token that
+    was logged out or rotated back to life. Columns as on the issued tokens' page."""
+
+    list_display = fields = ("refresh_token_id", "token_user", "issued_at", "valid_until", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("token id"), ordering="token__jti")
+    def refresh_token_id(self, blacklisted):
+        return blacklisted.token.jti
+
+    @admin.display(description=_("user"), ordering="token__user")
+    def token_user(self, blacklisted):
+        return blacklisted.token.user
+
+    @admin.display(description=_("issued at"), ordering="token__created_at")
+    def issued_at(self, blacklisted):
+        return display_for_value(blacklisted.token.created_at, self.get_empty_value_display())
+
+    @admin.display(description=_("valid until"), ordering="token__expires_at")
+    def valid_until(self, blacklisted):
+        return display_for_value(blacklisted.token.expires_at, self.get_empty_value_display())
 
     @admin.display(description=_("revoked at"), ordering="blacklisted_at")
     def revoked_at(self, blacklisted):

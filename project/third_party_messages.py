@@ -32,9 +32,6 @@ SIMPLEJWT = [
     gettext_noop("Outstanding Tokens"),
     gettext_noop("Blacklisted Token"),
     gettext_noop("Blacklisted Tokens"),
-    gettext_noop("created at"),
-    gettext_noop("expires at"),
-    gettext_noop("jti"),
     gettext_noop("Token for %(user)s (%(jti)s)"),
     gettext_noop("Blacklisted token for %(user)s"),
 ]

@@ -486,18 +486,38 @@ def test_token_pages_are_in_the_admins_language(admin_client, make_user):
     outstanding = OutstandingToken.objects.get()
     BlacklistedToken.objects.create(token=outstanding)
 
+    blacklisted = BlacklistedToken.objects.get()
     pages = [
         admin_client.get(url, HTTP_ACCEPT_LANGUAGE="ru").content.decode()
         for url in (
             "/admin/token_blacklist/outstandingtoken/",
             f"/admin/token_blacklist/outstandingtoken/{outstanding.pk}/change/",
             "/admin/token_blacklist/blacklistedtoken/",
+            f"/admin/token_blacklist/blacklistedtoken/{blacklisted.pk}/change/",
         )
     ]
 
-    assert "Идентификатор токена" in pages[0] and "Действует до" in pages[1] and "Отозван" in pages[2]
+    assert "Идентификатор токена" in pages[0] and "Действует до" in pages[1]
+    assert "Идентификатор токена" in pages[2] and "Отозван" in pages[3]
     for page in pages:
-        assert not re.search(r">\s*(Jti|User|Created at|Expires at|Blacklisted at|Id):?\s*<", page)
+        assert not re.search(r">\s*(Jti|Token|User|Created at|Expires at|Blacklisted at|Id):?\s*<", page)
+
+
+def test_revoked_tokens_cannot_be_unrevoked_in_the_admin(admin_client, make_user, api):
+    refresh = issue_tokens(user=make_user("+79110000001"))["refresh"]
+    assert api.post("/api/v1/auth/logout/", {"refresh": refresh}, format="json").status_code == 204
+    blacklisted = BlacklistedToken.objects.get()
+    page = f"/admin/token_blacklist/blacklistedtoken/{blacklisted.pk}"
+
+    edits = [
+        admin_client.post(f"{page}/change/", {"token": blacklisted.token_id}),
+        admin_client.post(f"{page}/delete/", {"post": "yes"}),
+        admin_client.post("/admin/token_blacklist/blacklistedtoken/add/", {"token": blacklisted.token_id}),
+    ]
+
+    assert [edit.status_code for edit in edits] == [403, 403, 403]
+    assert BlacklistedToken.objects.filter(pk=blacklisted.pk).exists()
+    assert api.post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json").status_code == 401
 
 
 def test_admin_sign_in_with_its_redis_down_is_a_503_not_a_500(make_user, settings):

@@ -321,6 +321,7 @@ def test_entrypoint_runs_the_system_checks_before_anything_starts(tmp_path, name
     assert result.returncode != 0
     assert name in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, for log collectors
     assert "Applying" not in result.stdout
 
 
