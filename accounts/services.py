@@ -86,7 +86,7 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     _lock_phone(phone)
     recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
     if refusals >= settings.OTP_FAILURES_PER_DAY:
-        raise _locked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
+        raise PhoneLocked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
     for window, limit, refusal in _send_limits():
         _refuse_over_limit(recent, now=now, window=window, limit=limit, refusal=refusal)
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -213,7 +213,7 @@ def sign_in(*, phone: str, code: str) -> SignedIn:
     """A JWT pair for the user behind `phone` if `code` is its live code; the first success creates the user."""
     result = _check_code(phone=phone, code=code, fixed=otp.fixed_code_for(phone))
     if result.outcome is Check.LOCKED:
-        raise _locked(wait=result.retry_after)
+        raise PhoneLocked(wait=result.retry_after)
     if result.outcome is Check.DEAD:
         raise CodeExpired()
     if result.outcome is Check.WRONG:
@@ -336,10 +336,6 @@ def _user_and_recent_failures(phone: str, *, since: datetime) -> tuple[User | No
     if user is None:
         return None, CheckFailure.objects.filter(phone=phone, failed_at__gte=since).count()
     return user, user.recent_failures
-
-
-def _locked(*, wait: int) -> PhoneLocked:
-    return PhoneLocked(wait=wait)
 
 
 def _seconds_until_unlocked(phone: str, *, now: datetime) -> int:
