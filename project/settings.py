@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "project.health.HealthProbeMiddleware",  # before anything checks the Host header
+    "project.https.PermanentRedirectKeepsMethodMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # above the body limit, so a 413 carries CORS headers too

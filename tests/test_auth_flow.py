@@ -6,6 +6,7 @@ from datetime import timedelta
 import phonenumbers
 import pytest
 from django.test import override_settings
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
@@ -367,3 +368,15 @@ def test_api_replies_are_never_stored(api, settings, method, path, body):
     response = getattr(api, method)(path, body, format="json") if body else getattr(api, method)(path)
 
     assert "no-store" in response["Cache-Control"]
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_plain_http_is_redirected_to_https_keeping_a_posts_method():
+    # A 301 is followed with a GET and no body (a sign-in then got 405); a 308 keeps both.
+    client = APIClient()
+
+    post = client.post("/api/v1/auth/code/", {"phone": "+79110000001"}, format="json")
+    get = client.get("/api/v1/me/")
+
+    assert (post.status_code, post["Location"]) == (308, "https://testserver/api/v1/auth/code/")
+    assert (get.status_code, get["Location"]) == (301, "https://testserver/api/v1/me/")
