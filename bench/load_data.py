@@ -55,9 +55,7 @@ def load(*, users: int, invitees: int, test_phones: int) -> None:
         # Distinct activation moments, newest first by index, so cursor pages have one order.
         for offset, referral in enumerate(referrals[users:]):
             referral.invited_by_id, referral.activated_at = inviter, now - timedelta(seconds=offset + 1)
-        referrals[0].invitees_count = invitees
         referrals[1].invited_by_id, referrals[1].activated_at = retried, now
-        referrals[2].invitees_count = 1
         Referral.objects.bulk_create(referrals, batch_size=BATCH)
     # As autovacuum would have left a settled database: planner statistics, visibility map.
     with connection.cursor() as cursor:

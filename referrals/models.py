@@ -25,7 +25,7 @@ class Referral(models.Model):
         db_index=False,  # referral_invitees_newest starts with invited_by and serves these lookups
     )
     activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
-    # Kept by the activation service in the same transaction, so the profile never counts 100k rows.
+    # Kept by the database's triggers (migrations 0003, 0008), so the profile never counts 100k rows.
     invitees_count = models.PositiveIntegerField(_("invitees"), default=0)
 
     class Meta:
@@ -34,6 +34,13 @@ class Referral(models.Model):
         indexes = [
             # Serves "newest invitees of X" for the profile and the cursor pages.
             models.Index(fields=["invited_by", "-activated_at", "-user"], name="referral_invitees_newest"),
+        ]
+        constraints = [
+            # Lists and cursor pages order invitees by the moment: one without it cannot be placed.
+            models.CheckConstraint(
+                condition=models.Q(invited_by__isnull=True) | models.Q(activated_at__isnull=False),
+                name="referral_invitee_has_activated_at",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,7 +3,6 @@
 from contextlib import suppress
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import InvalidToken
@@ -129,8 +128,8 @@ def _activate(*, user_id: int, inviter_id: int) -> bool:
     if root_id == user_id:
         raise InviteCycle()
     referral.invited_by_id, referral.activated_at = inviter_id, timezone.now()
+    # The inviter's count follows in the database (migration 0008), under the lock taken above.
     referral.save(update_fields=["invited_by", "activated_at"])
-    Referral.objects.filter(pk=inviter_id).update(invitees_count=F("invitees_count") + 1)
     return True
 
 

@@ -332,19 +332,20 @@ def test_deleting_an_invitee_keeps_the_count_true(authed, make_user):
     assert Referral.objects.get(pk=inviter.pk).invitees_count == 0
 
 
-def test_the_database_itself_uncounts_deleted_invitees():
-    # A migration that rebuilds the table on SQLite would drop the trigger without a word.
+def test_the_database_itself_keeps_the_counts():
+    # A migration that rebuilds the table on SQLite would drop the triggers without a word.
     if connection.vendor == "postgresql":
         sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'referrals_referral'::regclass AND NOT tgisinternal"
-        # Beside it, the profile's newest invitees' (tests/test_recent_invitees.py).
+        # Beside them, the profile's newest invitees' (tests/test_recent_invitees.py).
         others = ["referrals_recent_invitees_deleted", "referrals_recent_invitees_inserted"]
         others += ["referrals_recent_invitees_truncated", "referrals_recent_invitees_updated"]
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'referrals_referral'"
         others = []
+    counts = ["referrals_count_invitees_inserted", "referrals_count_invitees_updated"]
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY 1")
-        assert [name for (name,) in cursor.fetchall()] == [*others, "referrals_uncount_invitee"]
+        assert [name for (name,) in cursor.fetchall()] == [*counts, *others, "referrals_uncount_invitee"]
 
 
 @pytest.mark.postgres
