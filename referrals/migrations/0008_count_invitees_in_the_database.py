@@ -27,6 +27,8 @@ dump's count over the kept one, as any direct write of the column does:
 puts every count right.
 """
 
+from importlib import import_module
+
 from django.db import migrations, models
 
 RECOUNT_ALL = """
@@ -123,14 +125,7 @@ END
 """,
 ]
 # 0003's, dropped by the table's rebuild.
-SQLITE_UNCOUNT = """
-CREATE TRIGGER referrals_uncount_invitee AFTER DELETE ON referrals_referral
-FOR EACH ROW WHEN OLD.invited_by_id IS NOT NULL
-BEGIN
-    UPDATE referrals_referral SET invitees_count = invitees_count - 1
-    WHERE user_id = OLD.invited_by_id AND invitees_count > 0;
-END
-"""
+SQLITE_UNCOUNT = import_module("referrals.migrations.0003_uncount_invitees_in_the_database").SQLITE_TRIGGER
 
 
 def give_invitees_a_moment(apps, schema_editor):
