@@ -87,8 +87,7 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
     if refusals >= settings.OTP_FAILURES_PER_DAY:
         raise PhoneLocked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
-    for window, limit, refusal in _send_limits():
-        _refuse_over_limit(recent, now=now, window=window, limit=limit, refusal=refusal)
+    _refuse_over_limits(recent, now=now)
     hour = now.replace(minute=0, second=0, microsecond=0)
     send = _record_send_within_budget(phone, now=now, hour=hour)
     if send is None:
@@ -377,12 +376,16 @@ def _pass(phone: str, user: User | None, *, may_create_account: bool) -> CheckRe
     return CheckResult(Check.PASSED, user=user, created=created, tokens=tokens, profile=profile_data(user=user))
 
 
-def _refuse_over_limit(
-    newest_first: list[datetime], *, now: datetime, window: timedelta, limit: int, refusal: type[RequestsThrottled]
-) -> None:
-    in_window = [moment for moment in newest_first if moment > now - window]
-    if len(in_window) >= limit:
-        raise refusal(wait=_seconds_until(in_window[limit - 1] + window, now=now))
+def _refuse_over_limits(newest_first: list[datetime], *, now: datetime) -> None:
+    # Of the full windows, the one that opens last: a send right after the hour's last one would
+    # otherwise be told to wait the minute between two codes, and then be refused for the hour.
+    refusals = []
+    for window, limit, refusal in _send_limits():
+        in_window = [moment for moment in newest_first if moment > now - window]
+        if len(in_window) >= limit:
+            refusals.append(refusal(wait=_seconds_until(in_window[limit - 1] + window, now=now)))
+    if refusals:
+        raise max(refusals, key=lambda refused: refused.wait)
 
 
 def _seconds_until(moment: datetime, *, now: datetime) -> int:

@@ -7,6 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts import services
+from accounts.exceptions import PhoneSendLimitReached
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
 from tests.conftest import code_sent_to
 
@@ -95,6 +96,19 @@ def test_the_fifth_code_of_the_hour_says_when_the_sixth_may_be_asked_for(api, ou
     refused = request_code(api)
     assert refused.status_code == 429
     assert int(refused["Retry-After"]) == fifth - 61
+
+
+def test_a_refusal_right_after_the_fifth_code_names_the_hour_not_the_minute(api, outbox):
+    for _ in range(4):
+        assert request_code(api).status_code == 200
+        age_sends(timedelta(seconds=61))
+    fifth = request_code(api).json()["retry_after"]
+
+    refused = request_code(api)  # within the minute, and the hour is full too
+
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) == fifth
+    assert refused.json()["detail"].startswith(str(PhoneSendLimitReached.default_reason))
 
 
 def test_the_tenth_code_of_the_day_says_when_the_eleventh_may_be_asked_for(api, outbox):
