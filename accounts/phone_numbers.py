@@ -1,6 +1,7 @@
 """Phone numbers in, E.164 out: the one place that knows how people write them."""
 
 import re
+import unicodedata
 
 import phonenumbers
 from django.conf import settings
@@ -17,6 +18,7 @@ class InvalidPhoneNumber(ValueError):
 
 def parse_phone(raw: str, *, region: str | None = None) -> str:
     """The E.164 form of a phone number as people write it, or InvalidPhoneNumber."""
+    raw = _without_typography(raw)
     if not WRITTEN_FORM.match(raw):
         raise InvalidPhoneNumber(raw)
     try:
@@ -27,6 +29,12 @@ def parse_phone(raw: str, *, region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber(raw)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _without_typography(raw: str) -> str:
+    # A number copied from a contacts app or a web page brings invisible format characters
+    # (direction marks, zero-width spaces) and typographic dashes (U+2010-U+2015) along.
+    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in raw if unicodedata.category(ch) != "Cf")
 
 
 def region_of(phone: str) -> str | None:

@@ -12,9 +12,14 @@ def generate_invite_code() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
 
 
+# Cyrillic letters that look like Latin ones of the alphabet: a code read off a screen and typed on
+# a Russian keyboard layout.
+LOOK_ALIKES = str.maketrans("АВЕКМНРСТУХавекмнрстух", "ABEKMHPCTYXABEKMHPCTYX")
+
+
 def normalize_invite_code(raw: str) -> str:
     # Invisible format characters (zero-width spaces, direction marks) come along with copied text.
-    code = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf").strip()
+    code = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf").strip().translate(LOOK_ALIKES)
     # ASCII only: Unicode upper-casing turns "ß" into "SS" (and the long s into "S"): codes nobody typed.
     return code.upper() if code.isascii() else code
 

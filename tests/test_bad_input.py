@@ -161,6 +161,30 @@ def test_any_unicode_space_in_a_phone_is_a_space(api, outbox, space):
     assert response.json()["phone"] == "+79110000000"
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "\u202a+7 911 000-00-00\u202c",  # as copied from a contacts app
+        "\u2066+7 911 000 00 00\u2069",
+        "\ufeff+79110000000",
+        "+7\u200b911\u200d0000000",
+        "+7 911 000\u201100\u201100",  # non-breaking hyphens
+        "+7 911 000\u201300\u201300",  # en dashes
+    ],
+)
+def test_invisible_characters_and_typographic_dashes_in_a_phone_are_read_past(api, outbox, typed):
+    response = api.post("/api/v1/auth/code/", {"phone": typed}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["phone"] == "+79110000000"
+
+
+def test_a_phone_of_invisible_characters_alone_is_still_invalid(api):
+    response = api.post("/api/v1/auth/code/", {"phone": "\u200b\u2066\u2069"}, format="json")
+
+    assert_envelope(response, 400, "invalid_phone")
+
+
 def test_other_script_digits_in_a_code_are_invalid_code(api, outbox):
     response = api.post("/api/v1/auth/token/", {"phone": "+79110000000", "code": "١٢٣٤"}, format="json")
 

@@ -107,6 +107,16 @@ def test_invisible_characters_pasted_with_a_code_are_dropped(api, authed, make_u
     assert api.get(f"/api/v1/invite-codes/{quote(typed)}/").status_code == 200
 
 
+@pytest.mark.parametrize("typed", ["МНК234", "мнк234", "МHK234"])  # noqa: RUF001 - Cyrillic on purpose
+def test_cyrillic_look_alikes_typed_in_a_code_read_as_latin(api, authed, make_user, typed):
+    # A code read off a screen and typed on a Russian keyboard layout.
+    inviter, client = make_user(), authed()
+    Referral.objects.filter(user=inviter).update(invite_code="MHK234")
+
+    assert activate(client, typed).json()["invited_by"] == inviter.phone
+    assert api.get(f"/api/v1/invite-codes/{quote(typed)}/").json()["invite_code"] == "MHK234"
+
+
 @pytest.mark.parametrize(("code", "typed"), [("SS2345", "ß2345"), ("S23456", "\u017f23456"), ("ST2345", "ﬆ2345")])
 def test_only_ascii_letters_are_case_folded(api, authed, make_user, code, typed):
     # Unicode upper-casing turns these into other strings (ß -> SS): nobody typed those codes.
