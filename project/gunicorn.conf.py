@@ -5,7 +5,7 @@ import os
 
 # Read as the Django settings read theirs (project/environment.py): an empty value (`NAME=` in .env)
 # means the default, and one that cannot be used stops start-up naming itself.
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     value = os.environ.get(name, "").strip()
     if value == "":
         return default
@@ -15,6 +15,8 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
         raise SystemExit(f"{name}={value!r} is not a whole number.") from None
     if number < minimum:
         raise SystemExit(f"{name}={number} is below its least value, {minimum}.")
+    if maximum is not None and number > maximum:
+        raise SystemExit(f"{name}={number} is above its greatest value, {maximum}.")
     return number
 
 
@@ -37,7 +39,7 @@ if host.startswith("unix:"):
 else:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 address (`::`): gunicorn reads the last colon as the port's
-    bind = f"{host}:{env_int('PORT', 8000, minimum=1)}"
+    bind = f"{host}:{env_int('PORT', 8000, minimum=1, maximum=65535)}"
 # Whether a request came over HTTPS is Django's to decide (BEHIND_HTTPS_PROXY): gunicorn would
 # otherwise believe X-Forwarded-Proto from any peer on this machine or its Unix socket.
 secure_scheme_headers: dict[str, str] = {}

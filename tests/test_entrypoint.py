@@ -177,6 +177,7 @@ def test_gunicorn_names_a_setting_that_is_not_a_number(name):
         ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY=0 is below its least value, 1."),  # no worker would answer
         ("GUNICORN_THREADS", "0", "GUNICORN_THREADS=0 is below its least value, 1."),
         ("PORT", "-1", "PORT=-1 is below its least value, 1."),
+        ("PORT", "70000", "PORT=70000 is above its greatest value, 65535."),
         ("GUNICORN_ACCESS_LOG", "ture", "GUNICORN_ACCESS_LOG='ture' is not a boolean"),
     ],
 )
@@ -188,6 +189,40 @@ def test_gunicorn_names_a_setting_it_cannot_use(name, value, message):
 
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def test_entrypoint_names_a_worker_count_that_is_not_a_number(tmp_path):
+    # gunicorn reads WEB_CONCURRENCY itself before its settings file, and gave a traceback.
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint")],
+        cwd=ROOT, env=production_env(WEB_CONCURRENCY="two", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["entrypoint: WEB_CONCURRENCY='two' is not a whole number."]
+
+
+def test_an_empty_worker_count_means_the_default(tmp_path):
+    sock = listening_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = production_env(
+        WEB_CONCURRENCY=" ",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
+    )
+    server = subprocess.Popen(
+        [str(ROOT / "bin" / "entrypoint")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[sock.fileno()],
+        start_new_session=True,
+    )  # fmt: skip
+    sock.close()
+    try:
+        wait_until_up(base, server)
+    finally:
+        stop(server)
+
+    assert server.returncode == 0
 
 
 @pytest.mark.parametrize(
