@@ -8,3 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import checks  # noqa: F401  (registers the system checks)
+        from project import checks as project_checks  # noqa: F401  (the project is no app of its own)

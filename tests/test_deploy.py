@@ -270,6 +270,7 @@ def test_lists_are_read_with_spaces_after_their_commas():
         ("SMS_BACKEND", "smsaero"),  # without SMSAERO_EMAIL and SMSAERO_API_KEY
         ("SMS_LANGUAGE", "de"),  # no catalogue: every SMS would go out in English
         ("SMS_BACKEND", "exolve"),  # without EXOLVE_API_KEY and EXOLVE_SENDER
+        ("ALLOWED_HOSTS", "https://api.example.com"),  # every request would be 400, the health checks 200
     ],
 )
 def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, value):
@@ -278,3 +279,12 @@ def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, val
     assert result.returncode != 0
     last_lines = (result.stderr.strip().splitlines() or [""])[-3:]
     assert any(name in line for line in last_lines), result.stderr
+
+
+def test_no_allowed_hosts_with_debug_off_stops_start_up():
+    # Every request would be refused with 400 while the health checks, which answer first, say 200.
+    secret = "allowed-hosts-test-secret-key-0123456789abcdef0123456789"
+    result = manage("check", env={"DEBUG": "0", "SECRET_KEY": secret, "ALLOWED_HOSTS": ""})
+
+    assert result.returncode != 0
+    assert "(project.E001) ALLOWED_HOSTS is empty with DEBUG off" in result.stderr
