@@ -56,6 +56,16 @@ def listening_socket() -> socket.socket:
     return sock
 
 
+def serve(command: list[str], env: dict[str, str], sock: socket.socket) -> subprocess.Popen:
+    """`command` serving on `sock` (GUNICORN_CMD_ARGS in `env` names it), in a session of its own."""
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[sock.fileno()],
+        start_new_session=True,
+    )  # fmt: skip
+    sock.close()  # gunicorn has its own copy now
+    return server
+
+
 def wait_until_up(base: str, server: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -211,12 +221,7 @@ def test_an_empty_worker_count_means_the_default(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
     )
-    server = subprocess.Popen(
-        [str(ROOT / "bin" / "entrypoint")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[sock.fileno()],
-        start_new_session=True,
-    )  # fmt: skip
-    sock.close()
+    server = serve([str(ROOT / "bin" / "entrypoint")], env, sock)
     try:
         wait_until_up(base, server)
     finally:
@@ -370,12 +375,7 @@ def test_database_outage_gives_json_503_not_500():
             GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
             WEB_CONCURRENCY="1",
         )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[sock.fileno()],
-            start_new_session=True,
-        )  # fmt: skip
-        sock.close()
+        server = serve([sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"], env, sock)
         try:
             wait_until_up(base, server)
             ready = requests.get(f"{base}/readyz", timeout=10)
