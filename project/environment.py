@@ -1,6 +1,7 @@
 """The process environment as the settings read it: django-environ, stricter where a typo would pass."""
 
 import math
+import warnings
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -37,7 +38,12 @@ class Environment(environ.Env):
 
     def db_url(self, var="DATABASE_URL", default=environ.Env.NOTSET, engine=None) -> dict:
         try:
-            config = super().db_url(var, default=default, engine=engine)
+            # `postgres:/user:password@host/name` parses, as a database named after the rest.
+            if var in self.ENVIRON and "://" not in self.ENVIRON[var]:
+                raise ValueError("no //")
+            with warnings.catch_warnings():  # django-environ's warning of an unknown scheme shows the password
+                warnings.simplefilter("ignore")
+                config = super().db_url(var, default=default, engine=engine)
             # A URL of no known scheme parses without an engine, or with the scheme itself as one.
             if config.get("ENGINE") not in self.DB_SCHEMES.values():
                 raise ValueError("no known scheme")

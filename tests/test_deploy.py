@@ -174,6 +174,8 @@ def test_an_empty_number_or_boolean_means_its_default():
     ("name", "value", "password"),
     [
         ("DATABASE_URL", "postgres://app:s3cr/etpass@db:5432/app", "s3cr"),
+        ("DATABASE_URL", "postgres//app:Sup3rS3cret@db:5432/app", "Sup3rS3cret"),  # the colon left out
+        ("DATABASE_URL", "postgres:/app:Sup3rS3cret@db:5432/app", "Sup3rS3cret"),  # one slash
         ("REDIS_URL", "redis://:hunter2/x@redis:6379/0", "hunter2"),
     ],
 )
