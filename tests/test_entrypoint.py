@@ -156,6 +156,23 @@ def test_entrypoint_gives_up_on_an_unreachable_database():
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_entrypoint_says_why_it_waits_for_the_database():
+    # A wrong database name or password waits like a server that is still starting: the log must say which.
+    url = database_url_of({**connection.settings_dict, "NAME": "no_such_database_here"})
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"],
+        cwd=ROOT, env=production_env(DATABASE_URL=url, DB_WAIT_SECONDS="1"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    waits = [json.loads(line)["message"] for line in result.stdout.splitlines()]
+    assert waits and all('database "no_such_database_here" does not exist' in wait for wait in waits), waits
+    assert result.stderr.strip().splitlines()[-1].endswith('database "no_such_database_here" does not exist')
+
+
 @pytest.mark.parametrize("wait", ["a minute", "nan", "inf", "-5"])
 def test_entrypoint_names_a_wait_that_is_not_a_number_of_seconds(tmp_path, wait):
     result = subprocess.run(
