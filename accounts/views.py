@@ -3,7 +3,6 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts import exceptions
 from accounts.fields import OneTimeCodeField, PhoneNumberField
@@ -12,7 +11,7 @@ from accounts.services import request_code, sign_in
 from accounts.throttles import AuthIPThrottle
 from accounts.tokens import revoke_refresh_token, rotate_refresh_token
 from project import schema_examples
-from project.schema import AutoSchema, api_errors
+from project.schema import REFRESH_TOKEN_SPENT, AutoSchema, api_errors
 
 
 class PublicAuthView(APIView):
@@ -118,7 +117,7 @@ class RefreshTokenView(PublicAuthView):
         ),
         examples=schema_examples.REFRESH_TOKEN,
     )
-    @api_errors(InvalidToken)
+    @api_errors(REFRESH_TOKEN_SPENT)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -142,7 +141,7 @@ class LogoutView(PublicAuthView):
         ),
         examples=schema_examples.LOGOUT,
     )
-    @api_errors(InvalidToken)
+    @api_errors(REFRESH_TOKEN_SPENT)
     def post(self, request):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

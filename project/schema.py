@@ -69,8 +69,12 @@ class ErrorDoc:
         return OpenApiExample(self.code, value=value, response_only=True, status_codes=[str(self.status)])
 
 
-def api_errors(*exceptions: type[APIException]):
-    """Name the domain errors a view handler raises, for the schema (its code, status and text)."""
+def api_errors(*exceptions: type[APIException] | ErrorDoc):
+    """Name the domain errors a view handler raises, for the schema (its code, status and text).
+
+    An ErrorDoc stands for an exception whose default text the view never sends (SimpleJWT's
+    InvalidToken is raised with a text of its own for each reason).
+    """
 
     def mark(handler):
         handler.api_errors = exceptions
@@ -95,6 +99,9 @@ UNSUPPORTED_MEDIA_TYPE = ErrorDoc(
     415, "unsupported_media_type", _in_the_schemas_language(lambda: str(UnsupportedMediaType("text/plain").detail))
 )
 THROTTLED = ErrorDoc(429, "throttled", _in_the_schemas_language(lambda: str(RequestsThrottled(wait=42).detail)))
+# A refresh token already rotated or revoked: what a client retrying a refresh or a logout meets.
+REFRESH_TOKEN_SPENT = ErrorDoc(401, "token_not_valid", gettext_lazy("Token is blacklisted"))
+INVALID_CURSOR = ErrorDoc(404, "not_found", gettext_lazy("Invalid cursor"))
 SERVICE_UNAVAILABLE = ErrorDoc(503, "service_unavailable", gettext_lazy("The service is temporarily unavailable."))
 
 # Statuses whose replies carry Retry-After (seconds).
@@ -137,7 +144,9 @@ class AutoSchema(openapi.AutoSchema):
         if not all(isinstance(permission, AllowAny) for permission in self.view.get_permissions()):
             docs += [NOT_AUTHENTICATED, TOKEN_NOT_VALID]
         handler = getattr(self.view, self.method.lower(), None)
-        docs += [ErrorDoc.of(exception) for exception in getattr(handler, "api_errors", ())]
+        docs += [
+            error if isinstance(error, ErrorDoc) else ErrorDoc.of(error) for error in getattr(handler, "api_errors", ())
+        ]
         if self.view.get_throttles():
             docs.append(THROTTLED)
         docs.append(SERVICE_UNAVAILABLE)

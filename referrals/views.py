@@ -1,6 +1,5 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -10,7 +9,7 @@ from accounts.exceptions import AccountDisabled
 from accounts.services import update_names
 from accounts.throttles import AuthIPThrottle
 from project import schema_examples
-from project.schema import api_errors
+from project.schema import INVALID_CURSOR, api_errors
 from referrals.exceptions import (
     ActivationContended,
     InviteCodeAlreadyActivated,
@@ -104,7 +103,7 @@ class ListInviteesView(ListAPIView):
         description="Newest first, paged by an opaque cursor (follow `next`); `page_size` up to 100.",
         examples=schema_examples.INVITEES,
     )
-    @api_errors(NotFound)
+    @api_errors(INVALID_CURSOR)
     def get(self, request, *args, **kwargs):
         # The rows already have the output's shape and JSON types; running 50 of them through
         # the serializer would cost more than the query (see docs/benchmarks.md).

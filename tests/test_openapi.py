@@ -105,6 +105,31 @@ def test_error_examples_are_replies_the_api_gives(schema, api, body, status, cod
     )
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation_id", ["v1_auth_token_refresh_create", "v1_auth_logout_create"])
+def test_a_spent_refresh_token_gets_the_documented_reply(schema, api, sign_in, operation_id):
+    # What a client retrying a refresh or a logout meets.
+    refresh = sign_in()["refresh"]
+    assert api.post("/api/v1/auth/logout/", {"refresh": refresh}, format="json").status_code == 204
+    path = {
+        "v1_auth_token_refresh_create": "/api/v1/auth/token/refresh/",
+        "v1_auth_logout_create": "/api/v1/auth/logout/",
+    }
+
+    response = api.post(path[operation_id], {"refresh": refresh}, format="json")
+
+    assert response.json() == error_example(schema, operation_id, "401", "token_not_valid")
+
+
+@pytest.mark.django_db
+def test_a_bad_cursor_gets_the_documented_reply(schema, api, sign_in):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {sign_in()['access']}")
+
+    response = api.get("/api/v1/me/invitees/?cursor=not-a-cursor")
+
+    assert response.json() == error_example(schema, "v1_me_invitees_list", "404", "not_found")
+
+
 def test_every_error_code_is_documented(generated):
     documented = set(re.findall(r"code: ([a-z_]+)\n", generated))
 
