@@ -293,6 +293,24 @@ def is_russian(message: str) -> bool:
     return any("\u0430" <= ch.lower() <= "\u044f" for ch in message)  # a Cyrillic letter
 
 
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("ru_RU", "ru"),  # Java's Locale.toString()
+        ("ru-RU,ru;q=0.9,en-US;q=0.8", "ru"),
+        ("ru, en;q=abc", "ru"),  # one item it cannot read does not drop the rest
+        ("ru;q=1.5", "ru"),
+        ("ru;q=0, en;q=0.5", "en"),
+        ("ru;q=0", "en"),  # "not Russian"
+        ("de, ru;q=0.3", "ru"),
+    ],
+)
+def test_accept_language_is_read_as_clients_write_it(api, header, language):
+    response = call(api, header, "get", PROFILE_URL)
+
+    assert response["Content-Language"] == language
+
+
 def test_a_language_cookie_does_not_outrank_accept_language(api):
     api.cookies["django_language"] = "ru"  # as another Django site on the same domain may set it
 
