@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.exceptions import AccountDisabled
+from accounts.fields import PersonNameField
 from accounts.services import update_names
 from accounts.throttles import AuthIPThrottle
 from project import schema_examples
@@ -26,8 +27,8 @@ from referrals.services import activate_invite_code
 
 class ProfileView(APIView):
     class InputSerializer(serializers.Serializer):
-        first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-        last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        first_name = PersonNameField(required=False)
+        last_name = PersonNameField(required=False)
 
     @extend_schema(
         responses=ProfileSerializer,

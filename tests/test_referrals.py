@@ -275,6 +275,32 @@ def test_patch_validates_name_length(authed):
     assert list(response.json()["errors"]) == ["first_name"]
 
 
+@pytest.mark.parametrize("name", ["\u202eevil", "a\nb", "bell\u0007", "Ann\u2066a"])
+def test_names_that_would_spoof_the_inviter_s_list_are_refused(authed, name):
+    response = authed().patch("/api/v1/me/", {"last_name": name}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "last_name": ["Names may not contain control characters or text-direction controls."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("\u200b", ""),  # looks empty: is empty
+        ("\ufeffИван\u200b", "Иван"),  # noqa: RUF001
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f468\u200d\U0001f469\u200d\U0001f467"),  # joiners inside
+        ("\u0645\u0647\u200c\u0633\u0627", "\u0645\u0647\u200c\u0633\u0627"),  # a Persian name's non-joiner
+    ],
+)
+def test_invisible_characters_around_a_name_go_and_inside_it_stay(authed, sent, kept):
+    response = authed().patch("/api/v1/me/", {"first_name": sent}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["first_name"] == kept
+
+
 def test_invitee_pages_are_newest_first_and_walk_every_invitee(authed):
     client = authed()
     make_invitees(client.user, 120)
