@@ -10,12 +10,12 @@ PROFILE = {
     "phone": "+79110000000",
     "first_name": "Anna",
     "last_name": "Ivanova",
-    "date_joined": "2026-01-15T09:30:00Z",
+    "date_joined": "2026-01-15T09:30:00.412305Z",
     "invite_code": "7KQ2XM",
     "invite_url": "https://app.example.com/i/7KQ2XM",
     "activated_invite_code": "H4TZ9P",
     "invited_by": "+79120000000",
-    "activated_at": "2026-01-15T09:31:00Z",
+    "activated_at": "2026-01-15T09:31:07.080911Z",
     "invitees": ["+79130000000", "+79140000000"],
     "invitees_count": 2,
 }
@@ -59,7 +59,12 @@ INVITEES = [
     OpenApiExample(
         "A page of invitees, newest first",
         # One invitee: drf-spectacular wraps it in the cursor page.
-        value={"phone": "+79140000000", "first_name": "Boris", "last_name": "", "activated_at": "2026-01-16T10:00:00Z"},
+        value={
+            "phone": "+79140000000",
+            "first_name": "Boris",
+            "last_name": "",
+            "activated_at": "2026-01-16T10:00:00.164210Z",
+        },
         response_only=True,
     ),
 ]

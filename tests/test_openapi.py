@@ -130,6 +130,19 @@ def test_a_bad_cursor_gets_the_documented_reply(schema, api, sign_in):
     assert response.json() == error_example(schema, "v1_me_invitees_list", "404", "not_found")
 
 
+@pytest.mark.django_db
+def test_example_moments_have_the_form_of_the_replies(schema, api, sign_in):
+    # UTC with "Z" and microseconds (left out when they are zero): a client's parser must take both.
+    moment = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {sign_in()['access']}")
+    reply = api.get("/api/v1/me/").json()
+    profile = schema["paths"]["/api/v1/me/"]["get"]["responses"]["200"]["content"]["application/json"]
+    (example,) = profile["examples"].values()
+
+    assert moment.fullmatch(reply["date_joined"]), reply["date_joined"]
+    assert moment.fullmatch(example["value"]["date_joined"]) and "." in example["value"]["date_joined"]
+
+
 def test_every_error_code_is_documented(generated):
     documented = set(re.findall(r"code: ([a-z_]+)\n", generated))
 
