@@ -286,7 +286,7 @@ def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, val
 def test_no_allowed_hosts_with_debug_off_stops_start_up():
     # Every request would be refused with 400 while the health checks, which answer first, say 200.
     secret = "allowed-hosts-test-secret-key-0123456789abcdef0123456789"
-    result = manage("check", env={"DEBUG": "0", "SECRET_KEY": secret, "ALLOWED_HOSTS": ""})
+    result = manage("check", "--deploy", env={"DEBUG": "0", "SECRET_KEY": secret, "ALLOWED_HOSTS": ""})
 
     assert result.returncode != 0
     assert "(project.E001) ALLOWED_HOSTS is empty with DEBUG off" in result.stderr
