@@ -173,6 +173,22 @@ def test_entrypoint_says_why_it_waits_for_the_database():
     assert result.stderr.strip().splitlines()[-1].endswith('database "no_such_database_here" does not exist')
 
 
+def test_entrypoint_warns_of_a_redis_that_does_not_answer(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/11"
+        result = subprocess.run(
+            [str(ROOT / "bin" / "entrypoint"), "true"],
+            cwd=ROOT, env=production_env(REDIS_URL=url, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr  # it may come up later: the start goes on
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    (warning,) = [r["message"] for r in records if "REDIS_URL" in r["message"]]
+    assert warning.startswith("REDIS_URL does not answer (ConnectionError): the limited endpoints answer 503")
+
+
 @pytest.mark.parametrize("wait", ["a minute", "nan", "inf", "-5"])
 def test_entrypoint_names_a_wait_that_is_not_a_number_of_seconds(tmp_path, wait):
     result = subprocess.run(
@@ -228,6 +244,17 @@ def test_entrypoint_names_a_worker_count_that_is_not_a_number(tmp_path):
 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == ["entrypoint: WEB_CONCURRENCY='two' is not a whole number."]
+
+
+def test_entrypoint_will_not_serve_without_allowed_hosts(tmp_path):
+    # The probes answer before the Host check: such a service would look healthy and refuse everyone.
+    env = production_env(ALLOWED_HOSTS="", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("entrypoint: project.E001 ALLOWED_HOSTS is empty")
 
 
 def test_an_empty_worker_count_means_the_default(tmp_path):
