@@ -1,11 +1,12 @@
 import os
+from urllib.parse import urlsplit
 
 import phonenumbers
 from django.conf import settings
 from django.core import checks
 from django.core.checks import Error, register
 from django.utils.translation import get_supported_language_variant
-from redis.connection import parse_url
+from redis.connection import ConnectionPool, parse_url
 
 from accounts.otp import invalid_test_phones
 from accounts.sms_backends import BACKENDS, ConsoleBackend, MemoryBackend, backend_class
@@ -73,12 +74,19 @@ def redis_url_parses(app_configs, **kwargs):
         return []
     try:
         parse_url(settings.REDIS_URL)
-    except ValueError:
+        # redis-py reads a database that is not a number as 0, and passes unknown query options on
+        # to its connections, which refuse them with a TypeError: a 500 on every limited request.
+        database = urlsplit(settings.REDIS_URL).path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError("the database is not a number")
+        pool = ConnectionPool.from_url(settings.REDIS_URL)
+        pool.connection_class(**pool.connection_kwargs)  # builds the connection, does not connect
+    except (ValueError, TypeError):
         # Neither the value nor the parser's message is repeated: either may hold the password.
         return [
             Error(
                 "REDIS_URL is not a URL such as redis://host:6379/0 (a password with / ? # @ or : must be"
-                " percent-encoded).",
+                " percent-encoded; the database is a number; query options are redis-py's own).",
                 id="accounts.E005",
             )
         ]

@@ -266,6 +266,8 @@ def test_lists_are_read_with_spaces_after_their_commas():
         ("PHONE_REGION", "XX"),
         ("SMS_ALLOWED_REGIONS", "RU,XX"),
         ("REDIS_URL", "localhost:6379"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/11?foo=bar"),  # an option redis-py passes on, and its connections refuse
+        ("REDIS_URL", "redis://127.0.0.1:6379/abc"),  # read as database 0
         ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{id}"),
         ("INVITE_URL_TEMPLATE", "https://app.example.com/invite"),  # every user would share one link
         ("INVITE_URL_TEMPLATE", "https://app.example.com/i/{code:>40}"),
