@@ -1,12 +1,15 @@
 """No request, however malformed, gets a 500 or an HTML page: always the JSON envelope."""
 
 import base64
+import io
 import json
+import logging
 from urllib.parse import urlencode
 
 import pytest
 from rest_framework.test import APIClient
 
+from project.logs import RefusalsAsOneLine
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db
@@ -339,3 +342,19 @@ def test_cursor_positions_python_reads_are_pages_on_any_database(authed, positio
 
     assert [response.status_code for response in responses] == [200, 200], responses[0].content
     assert client.get("/api/v1/me/invitees/").status_code == 200
+
+
+def test_an_unknown_host_is_one_warning_line_not_a_traceback(api, settings):
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    (handler,) = [h for h in logging.getLogger().handlers if any(isinstance(f, RefusalsAsOneLine) for f in h.filters)]
+    written = io.StringIO()
+    stream = handler.setStream(written)
+    try:
+        response = api.get("/api/v1/invite-codes/ABCDEF/", HTTP_HOST="scanner.example")
+    finally:
+        handler.setStream(stream)
+
+    assert response.status_code == 400
+    (line,) = written.getvalue().splitlines()
+    assert " WARNING django.security.DisallowedHost " in line or '"levelname": "WARNING"' in line, line
+    assert "scanner.example" in line
