@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.checks import Error, register
 from django.utils.translation import get_supported_language_variant
+from email_validator import EmailNotValidError, validate_email
 from redis.connection import ConnectionPool, parse_url
 
 from accounts.otp import invalid_test_phones
@@ -104,7 +105,24 @@ def sms_provider_is_configured(app_configs, **kwargs):
     missing = [setting for setting in getattr(backend, "required_settings", ()) if not getattr(settings, setting)]
     if missing:
         return [Error(f"SMS_BACKEND={name} needs {' and '.join(missing)}.", id="accounts.E006")]
-    return []
+    return _provider_settings_are_well_formed(name)
+
+
+def _provider_settings_are_well_formed(name: str) -> list[Error]:
+    # A provider's address without its scheme, or an account that is no e-mail address, would only
+    # show as a 503 on every sign-in (send_test_sms tells why, but nobody runs it before the first user).
+    errors = []
+    urls = {"smsaero": ["SMSAERO_URL"], "exolve": ["EXOLVE_URL"]}.get(name, [])
+    for setting in urls:
+        value = getattr(settings, setting)
+        if urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).netloc:
+            errors.append(Error(f"{setting}={value!r} is not an http(s) URL.", id="accounts.E009"))
+    if name == "smsaero":
+        try:
+            validate_email(settings.SMSAERO_EMAIL, check_deliverability=False)
+        except EmailNotValidError:
+            errors.append(Error("SMSAERO_EMAIL is not an e-mail address (the SMS Aero account's).", id="accounts.E009"))
+    return errors
 
 
 @register()

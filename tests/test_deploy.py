@@ -292,3 +292,31 @@ def test_no_allowed_hosts_with_debug_off_stops_start_up():
 
     assert result.returncode != 0
     assert "(project.E001) ALLOWED_HOSTS is empty with DEBUG off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "value"),
+    [
+        (PROVIDER, "EXOLVE_URL", "api.exolve.ru"),  # no scheme
+        ({"SMS_BACKEND": "smsaero", "SMSAERO_API_KEY": "key"}, "SMSAERO_EMAIL", "not-an-email"),
+        (
+            {"SMS_BACKEND": "smsaero", "SMSAERO_API_KEY": "key", "SMSAERO_EMAIL": "a@example.com"},
+            "SMSAERO_URL",
+            "ftp://x",
+        ),
+    ],
+)
+def test_a_provider_setting_of_the_wrong_form_stops_start_up(provider, name, value):
+    # Otherwise every sign-in would answer 503 sms_delivery_failed from the first user on.
+    result = manage("check", env={"DEBUG": "1", **provider, name: value})
+
+    assert result.returncode != 0
+    assert f"(accounts.E009) {name}" in result.stderr
+
+
+def test_well_formed_provider_settings_pass():
+    smsaero = {"SMS_BACKEND": "smsaero", "SMSAERO_API_KEY": "key", "SMSAERO_EMAIL": "ops@example.com"}
+    for provider in (PROVIDER, smsaero):
+        result = manage("check", env={"DEBUG": "1", **provider})
+
+        assert result.returncode == 0, result.stderr
