@@ -42,6 +42,8 @@ class OneTimeCodeField(serializers.CharField):
 
 # Embeddings, overrides and isolates: inside a name they reorder what follows it on the screen where
 # the inviter's list shows it (an override makes "evil" read "live").
+# Control characters, and the line and paragraph separators (U+2028, U+2029): they break a list's rows.
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -65,7 +67,7 @@ class PersonNameField(serializers.CharField):
 
     def to_internal_value(self, data):
         name = super().to_internal_value(data)
-        if any(unicodedata.category(ch) == "Cc" or ch in DIRECTION_CONTROLS for ch in name):
+        if any(unicodedata.category(ch) in LINE_BREAKING or ch in DIRECTION_CONTROLS for ch in name):
             self.fail("invalid_characters")
         while name and (unicodedata.category(name[0]) == "Cf" or name[0].isspace()):
             name = name[1:]

@@ -1,7 +1,13 @@
 """The language of a reply: from Accept-Language alone, as the API promises and as `Vary` says."""
 
+import math
+import re
+
 from django.conf import settings
 from django.middleware.locale import LocaleMiddleware
+
+# RFC 4647's language range, as Django's own parser takes it: `en-US@euro` would void the whole header.
+LANGUAGE_RANGE = re.compile(r"\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 class AcceptLanguageMiddleware(LocaleMiddleware):
@@ -35,18 +41,19 @@ def readable_accept_language(header: str) -> str:
     """
     items = []
     for item in header.split(","):
-        language, _, parameters = item.partition(";")
+        language, *parameters = item.split(";")
         language = language.strip().replace("_", "-")
-        if not language:
+        if not LANGUAGE_RANGE.fullmatch(language):
             continue
         weight = 1.0
-        name, _, value = parameters.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                weight = min(float(value), 1.0)
-            except ValueError:
-                continue
-            if not weight > 0:  # q=0 says "not this one"; NaN says nothing
-                continue
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(float(value), 1.0)
+                except ValueError:
+                    weight = math.nan
+        if not weight > 0:  # q=0 says "not this one"; an unreadable q (NaN) says nothing
+            continue
         items.append(f"{language};q={weight:.3f}")
     return ",".join(items)

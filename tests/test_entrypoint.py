@@ -234,6 +234,24 @@ def test_gunicorn_names_a_setting_it_cannot_use(name, value, message):
     assert message in result.stdout + result.stderr
 
 
+def test_entrypoint_runs_without_a_worker_count(tmp_path):
+    # Unset is the usual case (the sample leaves it commented out); the script runs under `set -u`.
+    env = production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    del env["WEB_CONCURRENCY"]
+
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_entrypoint_names_a_worker_count_that_is_not_a_number(tmp_path):
     # gunicorn reads WEB_CONCURRENCY itself before its settings file, and gave a traceback.
     result = subprocess.run(

@@ -303,6 +303,8 @@ def is_russian(message: str) -> bool:
         ("ru;q=0, en;q=0.5", "en"),
         ("ru;q=0", "en"),  # "not Russian"
         ("de, ru;q=0.3", "ru"),
+        ("ru;level=1;q=0, en", "en"),  # q need not be the first parameter
+        ("en-US@euro, ru;q=0.5", "ru"),  # an item that is no language range is left out, not the header
     ],
 )
 def test_accept_language_is_read_as_clients_write_it(api, header, language):

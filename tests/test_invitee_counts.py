@@ -139,3 +139,28 @@ def test_an_invitee_cannot_be_kept_without_its_activation_moment(make_user):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Referral.objects.filter(pk=invitee.pk).update(invited_by_id=inviter.pk)
+
+
+def test_an_inviter_with_a_short_count_can_still_be_deleted(make_user):
+    # A count written over by hand (loaddata over a row still there) may be short; deleting the
+    # inviter clears its invitees' inviter first, which must not take the count below 0.
+    inviter, invitee = make_user(), make_user()
+    activate_invite_code(user=invitee, code=code_of(inviter))
+    Referral.objects.filter(pk=inviter.pk).update(invitees_count=0)
+
+    inviter.delete()
+
+    assert Referral.objects.get(pk=invitee.pk).invited_by_id is None
+
+
+def test_a_row_that_invites_itself_counts_once(make_user):
+    user = make_user()
+    Referral.objects.filter(pk=user.pk).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO referrals_referral (user_id, invite_code, activated_at, invitees_count, invited_by_id) "
+            "VALUES (%s, 'SELFSS', %s, 0, %s)",
+            [user.pk, timezone.now(), user.pk],
+        )
+
+    assert Referral.objects.get(pk=user.pk).invitees_count == 1

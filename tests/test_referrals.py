@@ -275,7 +275,7 @@ def test_patch_validates_name_length(authed):
     assert list(response.json()["errors"]) == ["first_name"]
 
 
-@pytest.mark.parametrize("name", ["\u202eevil", "a\nb", "bell\u0007", "Ann\u2066a"])
+@pytest.mark.parametrize("name", ["\u202eevil", "a\nb", "bell\u0007", "Ann\u2066a", "one\u2028two"])
 def test_names_that_would_spoof_the_inviter_s_list_are_refused(authed, name):
     response = authed().patch("/api/v1/me/", {"last_name": name}, format="json")
 
