@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
+from project.text import is_invisible
 
 
 class PhoneNumberField(serializers.CharField):
@@ -69,8 +70,8 @@ class PersonNameField(serializers.CharField):
         name = super().to_internal_value(data)
         if any(unicodedata.category(ch) in LINE_BREAKING or ch in DIRECTION_CONTROLS for ch in name):
             self.fail("invalid_characters")
-        while name and (unicodedata.category(name[0]) == "Cf" or name[0].isspace()):
+        while name and (is_invisible(name[0]) or name[0].isspace()):
             name = name[1:]
-        while name and (unicodedata.category(name[-1]) == "Cf" or name[-1].isspace()):
+        while name and (is_invisible(name[-1]) or name[-1].isspace()):
             name = name[:-1]
         return name

@@ -6,6 +6,8 @@ import unicodedata
 import phonenumbers
 from django.conf import settings
 
+from project.text import without_invisible
+
 # Digits (any script: phonenumbers folds them to ASCII), spaces and the usual punctuation.
 # phonenumbers itself ignores trailing junk such as "x" or letters, which we refuse.
 WRITTEN_FORM = re.compile(r"^[\d\s+\-().]{1,32}$")
@@ -34,7 +36,7 @@ def parse_phone(raw: str, *, region: str | None = None) -> str:
 def _without_typography(raw: str) -> str:
     # A number copied from a contacts app or a web page brings invisible format characters
     # (direction marks, zero-width spaces) and typographic dashes (U+2010-U+2015) along.
-    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in raw if unicodedata.category(ch) != "Cf")
+    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in without_invisible(raw))
 
 
 def region_of(phone: str) -> str | None:

@@ -1,7 +1,8 @@
 """Invite codes: 6 characters nobody misreads, case-insensitive on the way in."""
 
 import secrets
-import unicodedata
+
+from project.text import without_invisible
 
 # Upper-case letters and digits without 0/O and 1/I/L.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -19,7 +20,7 @@ LOOK_ALIKES = str.maketrans("АВЕКМНРСТУХавекмнрстух", "ABE
 
 def normalize_invite_code(raw: str) -> str:
     # Invisible format characters (zero-width spaces, direction marks) come along with copied text.
-    code = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf").strip().translate(LOOK_ALIKES)
+    code = without_invisible(raw).strip().translate(LOOK_ALIKES)
     # ASCII only: Unicode upper-casing turns "ß" into "SS" (and the long s into "S"): codes nobody typed.
     return code.upper() if code.isascii() else code
 
