@@ -115,7 +115,8 @@ def _provider_settings_are_well_formed(name: str) -> list[Error]:
     urls = {"smsaero": ["SMSAERO_URL"], "exolve": ["EXOLVE_URL"]}.get(name, [])
     for setting in urls:
         value = getattr(settings, setting)
-        if urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).netloc:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
             errors.append(Error(f"{setting}={value!r} is not an http(s) URL.", id="accounts.E009"))
     if name == "smsaero":
         try:

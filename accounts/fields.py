@@ -41,10 +41,10 @@ class OneTimeCodeField(serializers.CharField):
         return code
 
 
-# Embeddings, overrides and isolates: inside a name they reorder what follows it on the screen where
-# the inviter's list shows it (an override makes "evil" read "live").
 # Control characters, and the line and paragraph separators (U+2028, U+2029): they break a list's rows.
 LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+# Embeddings, overrides and isolates: inside a name they reorder what follows it on the screen where
+# the inviter's list shows it (an override makes "evil" read "live").
 DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
