@@ -39,6 +39,7 @@ GUNICORN_CONFIG = ROOT / "project" / "gunicorn.conf.py"
 WORKER_OPTIONS = ["--workers", "2", "--worker-class", "sync"]
 TEST_PHONES = 20
 FIXED_CODE = "1234"
+NEW_PHONES_PER_THREAD = 10**6  # bench/request.lua gives each wrk thread a block of numbers this big
 NEW_PHONE_PREFIX = "+7999"  # + 7 digits: +7 999 is a Russian mobile range, as SMS_ALLOWED_REGIONS wants
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 REPORT_START, REPORT_END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -12,12 +12,14 @@ with the ceiling of the same moment; this compares the same endpoint before and 
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.run import (
+    NEW_PHONES_PER_THREAD,
     ROOT,
     Tally,
     database_urls,
@@ -67,9 +69,13 @@ def main() -> int:
                     parser.error(f"unknown endpoints {sorted(unknown)}; known: {known}")
                 measured = [endpoint for endpoint in served if wanted is None or endpoint.name in wanted]
                 sides[side] = (server, base, measured, [Tally() for _ in measured])
+            # New phones must be new to both servers (they share the database) and to the runs
+            # before on it: a start unlike theirs, then each round past what either side used.
+            start = random.randrange(NEW_PHONES_PER_THREAD // 2)  # noqa: S311 - not a secret
             for round_ in range(args.rounds):
                 for server, base, measured, tallies in list(sides.values())[:: 1 if round_ % 2 == 0 else -1]:
-                    for endpoint, tally in zip(measured, tallies, strict=True):
+                    for index, (endpoint, tally) in enumerate(zip(measured, tallies, strict=True)):
+                        tally.new_phones = max(start, *(other[3][index].new_phones for other in sides.values()))
                         measure(
                             base,
                             endpoint,
