@@ -183,25 +183,3 @@ def test_no_trigger_joins_its_transition_tables():
         for table in ("new_rows", "old_rows"):
             assert f"JOIN {table}" not in source, name
             assert f"FROM {table} x" not in source, name
-
-
-@pytest.mark.postgres
-def test_a_first_sign_in_reads_no_whole_table_beside_an_inviter_of_thousands(api, settings, make_user):
-    # The count of a new row's invitees is planned without the row's key, from the column's
-    # statistics: where one inviter holds most rows, every inviter looks like that one, and each
-    # new account read the whole table (14 ms at 120,000 rows; migration referrals/0010).
-    settings.OTP_TEST_PHONES = {"+79110000555": "1234"}
-    settings.AUTH_IP_RATE = "off"
-    make_invitees(make_user(), 2000)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE referrals_referral")
-
-    with transaction.atomic():  # the transaction's own table statistics, read before it ends
-        reply = api.post("/api/v1/auth/token/", {"phone": "+79110000555", "code": "1234"}, format="json")
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'referrals_referral'")
-            whole_table_reads = cursor.fetchone()[0]
-
-    assert reply.status_code == 200
-    assert reply.json()["created"] is True
-    assert whole_table_reads == 0
