@@ -127,16 +127,11 @@ def _recent_sends_and_refusals_clearing_old(phone: str, *, now: datetime) -> tup
 def _record_send_within_budget(phone: str, *, now: datetime, hour: datetime) -> CodeSend | None:
     """The send, recorded if the hour's budget had room for it (taken then); else None.
 
-    The hour's first send creates its row (PostgreSQL: in the same statement). On PostgreSQL the
-    transaction ends here: the send is read back after the COMMIT, in the same round trip, as a
-    statement's own answer would come before it. Refused by the budget, the transaction still
-    commits what it did (the phone's row, old sends cleared), none of which needs undoing.
+    The hour's first send creates its row (PostgreSQL: in the same statement).
     """
     if connection.vendor == "postgresql":
         params = [hour, settings.OTP_GLOBAL_SENDS_PER_HOUR, phone, now]
-        run_prepared("accounts_record_send", statements.RECORD_SEND_SQL, params)
-        commit_before_next_statement()
-        row = fetch_prepared("accounts_recorded_send", statements.RECORDED_SEND_SQL, [phone, now], many=False)
+        row = fetch_prepared("accounts_record_send", statements.RECORD_SEND_SQL, params, many=False)
         if row is None:
             return None
         return CodeSend.from_db(DEFAULT_DB_ALIAS, ["id", "phone", "sent_at"], [row[0], phone, now])

@@ -43,10 +43,6 @@ WITH budget AS (
 INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamptz FROM budget RETURNING id
 """
 
-# The send RECORD_SEND_SQL recorded, read after the COMMIT by the phone and the request's own moment
-# (two sends of one phone at one moment would be alike, whichever is read).
-RECORDED_SEND_SQL = "SELECT id FROM accounts_codesend WHERE phone = $1 AND sent_at = $2"
-
 # The code's state after a check, on the row accounts_lock_phone() locked.
 SAVE_CHALLENGE_SQL = (
     "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = $4 WHERE id = $1 RETURNING id"
