@@ -74,8 +74,8 @@ def main() -> int:
             start = random.randrange(NEW_PHONES_PER_THREAD // 2)  # noqa: S311 - not a secret
             for round_ in range(args.rounds):
                 for server, base, measured, tallies in list(sides.values())[:: 1 if round_ % 2 == 0 else -1]:
-                    for index, (endpoint, tally) in enumerate(zip(measured, tallies, strict=True)):
-                        tally.new_phones = max(start, *(other[3][index].new_phones for other in sides.values()))
+                    for endpoint, tally in zip(measured, tallies, strict=True):
+                        tally.new_phones = max(start, *(used[endpoint.name] for used in new_phones_used(sides)))
                         measure(
                             base,
                             endpoint,
@@ -101,6 +101,14 @@ def main() -> int:
     if failed:
         print("some answers were not 2xx, or wrk saw socket errors: no comparison", file=sys.stderr)
     return 1 if failed else 0
+
+
+def new_phones_used(sides: dict) -> list[dict[str, int]]:
+    """For each side, the new phones each of its endpoints' threads may have used so far, by endpoint."""
+    return [
+        {endpoint.name: tally.new_phones for endpoint, tally in zip(measured, tallies, strict=True)}
+        for _server, _base, measured, tallies in sides.values()
+    ]
 
 
 if __name__ == "__main__":

@@ -252,9 +252,10 @@ def use_generic_plans(sender, connection, **kwargs):
 
     PostgreSQL otherwise weighs a fresh plan for the parameters of each run against the generic
     one: for a cursor's position it kept choosing to plan again, nearly every run (more
-    PostgreSQL CPU, and the worker waiting on it). Only prepared statements heed this setting, and
-    only ours are prepared. Session setup like the time zone Django sets: the connection is in
-    autocommit here, so no later rollback undoes it.
+    PostgreSQL CPU, and the worker waiting on it). Every plan the session caches heeds it: ours,
+    and the statements of PL/pgSQL triggers and of foreign keys' actions, which are then planned
+    without their values too (referrals/0011 keeps their estimates sane). Session setup like the
+    time zone Django sets: the connection is in autocommit here, so no later rollback undoes it.
     """
     if connection.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS:
         with connection.connection.cursor() as cursor:
