@@ -5,8 +5,9 @@ statistics count a handful of distinct inviters, and a statement planned without
 expects each to have thousands of invitees: a full read of the table then looked cheaper than the
 index. Every user deletion read it (the inviter key's ON DELETE SET NULL, whose cached plan the
 service's connections make generic: project/prepared_statements.py), and so did the admin's invite
-tree of any small inviter, at every level: 17 and 42-67 ms at 120,000 rows, growing with the table. The popular inviters stay in the statistics' most common
-values, so a statement that names one still expects its thousands.
+tree of any small inviter, at every level: 17 and 42-67 ms at 120,000 rows, growing with the table.
+The popular inviters stay in the statistics' most common values, so a statement that names one
+still expects its thousands.
 
 The figure is a fraction of the rows (n_distinct -0.5: half as many inviters as rows), so it grows
 with the table; ANALYZE keeps it and uses it from now on. It runs here, so that the setting counts
