@@ -238,8 +238,9 @@ def test_sms_text_carries_the_code_and_nothing_is_stored_in_clear(api, outbox):
     code = code_sent_to(outbox, "+79110000001")
     challenge = PhoneChallenge.objects.get(phone="+79110000001")
 
-    assert code not in challenge.code_hash
-    assert len(challenge.code_hash) == 64
+    # A hex digest, not the code: "code not in hash" failed once in about 1,000 runs, when
+    # the four digits happened to appear among the digest's 64 characters.
+    assert re.fullmatch(r"[0-9a-f]{64}", challenge.code_hash)
     # Not a plain digest of the code, which 10,000 tries would reverse: keyed and bound to the phone.
     assert challenge.code_hash not in {
         hashlib.sha256(text.encode()).hexdigest() for text in (code, f"+79110000001:{code}")
