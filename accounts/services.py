@@ -172,15 +172,19 @@ def _release_send(send: CodeSend) -> None:
 def _install_code(*, phone: str, code: str) -> None:
     """The delivered code replaces the previous one, with a fresh life and attempt count.
 
-    One UPDATE: it takes the row's lock itself (the row exists since _reserve_send), so it waits
-    for a check of this phone in progress as a SELECT ... FOR UPDATE first would.
+    One statement, which takes the row's lock itself, so it waits for a check of this phone in
+    progress as a SELECT ... FOR UPDATE first would. It inserts the row when there is none:
+    _reserve_send made it, but manage.py purge_expired deletes the rows of phones without a live
+    code, and may do so while the SMS is on its way.
     """
     code_hash = otp.hash_code(phone=phone, code=code)
     expires_at = timezone.now() + timedelta(seconds=settings.OTP_TTL_SECONDS)
     if connection.vendor == "postgresql":
         fetch_prepared("accounts_install_code", statements.INSTALL_CODE_SQL, [phone, code_hash, expires_at], many=False)
     else:
-        PhoneChallenge.objects.filter(phone=phone).update(code_hash=code_hash, expires_at=expires_at, attempts=0)
+        PhoneChallenge.objects.update_or_create(
+            phone=phone, defaults={"code_hash": code_hash, "expires_at": expires_at, "attempts": 0}
+        )
 
 
 class Check(Enum):

@@ -54,6 +54,9 @@ WITH old_refusals AS (DELETE FROM accounts_checkfailure WHERE phone = $1 AND fai
 INSERT INTO accounts_checkfailure (phone, failed_at) VALUES ($1, $3) RETURNING id
 """
 
-INSTALL_CODE_SQL = (
-    "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = 0 WHERE phone = $1 RETURNING id"
-)
+# An upsert: manage.py purge_expired may have deleted the row while the SMS was on its way.
+INSTALL_CODE_SQL = """
+INSERT INTO accounts_phonechallenge AS c (phone, code_hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0
+RETURNING c.id
+"""
