@@ -7,9 +7,10 @@ trip. Other databases take the ORM path in accounts.services.
 
 from accounts.models import User
 
-# accounts_lock_phone() is migration 0004's: PhoneChallenge's row, locked (inserted if missing) and
-# read with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a
-# new version of it.
+# accounts_lock_phone() is migration 0004's, redefined by 0006 (it tries again when the row it met
+# is purged before it can lock it): PhoneChallenge's row, locked (inserted if missing) and read
+# with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a new
+# version of it.
 LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
 CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
 USER_FIELDS = [field.attname for field in User._meta.concrete_fields]

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -65,18 +66,25 @@ def test_what_still_counts_stays_and_still_limits(api, outbox, make_user):
     assert again.status_code == 429  # the minute between two codes still holds
 
 
-def test_phones_without_a_live_code_lose_their_row_and_a_live_code_still_works(api, outbox):
-    # A guess for a phone that never got a code leaves a row, as does a code that expired.
+def test_phones_without_a_live_code_lose_their_row_and_a_live_code_still_works(api, outbox, settings):
+    settings.OTP_MAX_ATTEMPTS = 1
+    # A guess for a phone that never got a code leaves a row with none.
     guess = api.post("/api/v1/auth/token/", {"phone": "+79110000002", "code": "0000"}, format="json")
     assert guess.status_code == 400
+    # A code killed by its wrong guesses, while it would still be alive by the clock.
     api.post("/api/v1/auth/code/", {"phone": "+79110000003"}, format="json")
-    PhoneChallenge.objects.filter(phone="+79110000003").update(expires_at=timezone.now() - timedelta(seconds=1))
+    wrong = f"{(int(code_sent_to(outbox, '+79110000003')) + 1) % 10000:04d}"
+    api.post("/api/v1/auth/token/", {"phone": "+79110000003", "code": wrong}, format="json")
+    # Codes that expired a day ago and just now: the second may be alive by another server's clock.
+    for phone, expired in (("+79110000004", timedelta(hours=24, seconds=1)), ("+79110000005", timedelta(seconds=1))):
+        api.post("/api/v1/auth/code/", {"phone": phone}, format="json")
+        PhoneChallenge.objects.filter(phone=phone).update(expires_at=timezone.now() - expired)
     api.post("/api/v1/auth/code/", {"phone": PHONE}, format="json")
 
     report = purge()
 
-    assert list(PhoneChallenge.objects.values_list("phone", flat=True)) == [PHONE]
-    assert "2 phone(s) without a live code" in report
+    assert sorted(PhoneChallenge.objects.values_list("phone", flat=True)) == [PHONE, "+79110000005"]
+    assert "3 phone(s) without a live code" in report
     code = code_sent_to(outbox, PHONE)
     assert api.post("/api/v1/auth/token/", {"phone": PHONE, "code": code}, format="json").status_code == 200
 
@@ -86,7 +94,7 @@ def test_a_phone_locked_by_refused_checks_stays_locked_without_its_row(api, outb
     api.post("/api/v1/auth/code/", {"phone": PHONE}, format="json")
     wrong = f"{(int(code_sent_to(outbox, PHONE)) + 1) % 10000:04d}"
     assert api.post("/api/v1/auth/token/", {"phone": PHONE, "code": wrong}, format="json").status_code == 400
-    PhoneChallenge.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    PhoneChallenge.objects.update(expires_at=timezone.now() - timedelta(hours=24, seconds=1))
 
     purge()
 
@@ -181,8 +189,13 @@ def test_rows_go_a_batch_at_a_time_until_none_is_left(monkeypatch):
     day_ago = timezone.now() - timedelta(hours=24, seconds=1)
     CodeSend.objects.bulk_create(CodeSend(phone=f"+7911000000{i}", sent_at=day_ago) for i in range(5))
 
-    assert "Deleted 5 code send(s)" in purge()
+    with CaptureQueriesContext(connection) as queries:
+        report = purge()
+
+    assert "Deleted 5 code send(s)" in report
     assert not CodeSend.objects.exists()
+    deletes = [query["sql"] for query in queries if query["sql"].startswith('DELETE FROM "accounts_codesend"')]
+    assert len(deletes) == 3  # 2, 2 and 1
 
 
 @pytest.mark.postgres
@@ -212,3 +225,14 @@ def test_the_purge_passes_over_a_row_that_a_request_holds_locked():
 
     assert "Deleted 1 code send(s)" in report
     assert list(CodeSend.objects.values_list("pk", flat=True)) == [held.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_phone_lock_gives_up_on_a_phone_it_could_never_find():
+    # Past 16 characters varchar(16) drops trailing spaces: the row it inserts never matches.
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '10s'")  # without a bound, it would try until then
+        with pytest.raises(DatabaseError, match="no row to lock after 3 inserts"):
+            cursor.execute("SELECT locked_id FROM accounts_lock_phone(%s, NULL)", [PHONE + " " * 10])
+        cursor.execute("RESET statement_timeout")

@@ -17,10 +17,18 @@ RETURNS TABLE (
     recent_failures bigint
 )
 LANGUAGE plpgsql AS $$
+DECLARE
+    tries int := 0;
 BEGIN
     LOOP
         PERFORM 1 FROM accounts_phonechallenge c WHERE c.phone = p_phone FOR UPDATE;
         EXIT WHEN FOUND;
+        -- Bounded: a phone the column stores otherwise than given (trailing spaces, which varchar(16)
+        -- drops) would conflict and never be found.
+        tries := tries + 1;
+        IF tries > 3 THEN
+            RAISE EXCEPTION USING MESSAGE = 'accounts_lock_phone(' || p_phone || '): no row to lock after 3 inserts';
+        END IF;
         INSERT INTO accounts_phonechallenge (phone, code_hash, attempts) VALUES (p_phone, '', 0)
         ON CONFLICT DO NOTHING;
     END LOOP;

@@ -35,12 +35,9 @@ class Command(BaseCommand):
         budgets = delete_in_batches(HourlySendBudget.objects.filter(hour__lt=since))
         # A code request installs its code with an upsert, so a row that goes while its SMS is on
         # the way comes back with the code; the limits live in the sends and refusals above.
-        dead = (
-            Q(code_hash="")
-            | Q(expires_at__isnull=True)
-            | Q(expires_at__lte=now)
-            | Q(attempts__gte=settings.OTP_MAX_ATTEMPTS)
-        )
+        # No code (never sent, or spent), killed by its wrong guesses, or expired a day ago: a day,
+        # not now, as the web servers' clocks that set the expiry may be ahead of this one's.
+        dead = Q(code_hash="") | Q(attempts__gte=settings.OTP_MAX_ATTEMPTS) | Q(expires_at__lte=since)
         phones = delete_in_batches(PhoneChallenge.objects.filter(dead))
         tokens = OutstandingToken.objects.filter(expires_at__lte=aware_utcnow()).count()
         call_command("flushexpiredtokens")  # SimpleJWT's own, with their revocations
