@@ -90,6 +90,29 @@ def test_a_phone_is_found_as_people_write_it(admin_client, make_user, url, typed
 
 
 @pytest.mark.parametrize(
+    "url",
+    [CHANGELIST, "/admin/accounts/checkfailure/", "/admin/accounts/codesend/", "/admin/referrals/referral/"],
+)
+def test_a_whole_phone_is_looked_up_by_its_index_and_nothing_reads_every_row(admin_client, make_user, url):
+    for phone in ("+79110000001", "+79110000002"):
+        make_user(phone)
+        CheckFailure.objects.create(phone=phone)
+        CodeSend.objects.create(phone=phone)
+
+    with CaptureQueriesContext(connection) as queries:
+        html = admin_client.get(url, {"q": "8 (911) 000-00-02"}).content.decode()
+
+    assert "+79110000002" in html
+    assert "+79110000001" not in html
+    searches = [query["sql"] for query in queries if "LIKE" in query["sql"].upper()]
+    assert searches == []  # a search for a part of a value reads every row: no index serves it
+    whole_table_counts = [
+        sql for sql in (query["sql"].upper() for query in queries) if "COUNT(" in sql and "WHERE" not in sql
+    ]
+    assert whole_table_counts == []  # nor is every row counted for "(N total)"
+
+
+@pytest.mark.parametrize(
     ("url", "relation"), [(CHANGELIST, "referral"), ("/admin/referrals/referral/", "invitees")]
 )  # fmt: skip
 def test_a_popup_naming_a_reverse_relation_is_refused_not_a_500(admin_client, url, relation):
