@@ -85,11 +85,21 @@ class PhoneSearchMixin:
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        try:
-            phone = parse_phone(search_term)
-        except InvalidPhoneNumber:
+        phone = self.whole_phone(search_term)
+        if phone is None:
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(**{self.phone_search_field: phone}), False
+
+    def whole_phone(self, search_term: str) -> str | None:
+        """The number `search_term` writes in full, in E.164; None to search as Django does.
+
+        Whole for PHONE_REGION: under some regions (not Russia's) a shorter run of digits is a
+        valid number too, and is then looked up as that number, not as a part of others.
+        """
+        try:
+            return parse_phone(search_term)
+        except InvalidPhoneNumber:
+            return None
 
 
 @admin.register(User)

@@ -16,8 +16,20 @@ from accounts.admin import PhoneSearchMixin, ReverseRelationPopupMixin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 from project.deadlocks import retried_on_deadlock
+from referrals.invite_codes import looks_like_invite_code, normalize_invite_code
 from referrals.models import Referral
 from referrals.selectors import INVITE_TREE_LIMIT, get_invite_chain, get_invite_tree
+
+
+class InviteCodeSearchMixin:
+    """A term that reads as an invite code is searched for as one (and by Django's search), even
+    when PHONE_REGION also reads it as a whole phone number: under some regions (Germany's, say)
+    most all-digit codes are valid numbers."""
+
+    def whole_phone(self, search_term: str) -> str | None:
+        if looks_like_invite_code(normalize_invite_code(search_term)):
+            return None
+        return super().whole_phone(search_term)
 
 
 def referral_of(user: User) -> Referral | None:
@@ -55,7 +67,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class UserAdmin(AccountsUserAdmin):
+class UserAdmin(InviteCodeSearchMixin, AccountsUserAdmin):
     list_display = (
         "phone",
         "first_name",
@@ -182,7 +194,7 @@ class UserAdmin(AccountsUserAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, admin.ModelAdmin):
+class ReferralAdmin(InviteCodeSearchMixin, PhoneSearchMixin, ReverseRelationPopupMixin, admin.ModelAdmin):
     """Invite codes and who activated whose: to look at, never to edit."""
 
     phone_search_field = "user__phone"

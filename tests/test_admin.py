@@ -112,6 +112,19 @@ def test_a_whole_phone_is_looked_up_by_its_index_and_nothing_reads_every_row(adm
     assert whole_table_counts == []  # nor is every row counted for "(N total)"
 
 
+@pytest.mark.parametrize("url", [CHANGELIST, "/admin/referrals/referral/"])
+def test_an_invite_code_that_is_also_a_phone_number_of_the_region_is_found(admin_client, make_user, settings, url):
+    settings.PHONE_REGION = "DE"  # where 234567 is a valid number as well
+    wanted = make_user("+79110000001")
+    make_user("+79110000002")
+    Referral.objects.filter(user=wanted).update(invite_code="234567")
+
+    html = admin_client.get(url, {"q": "234567"}).content.decode()
+
+    assert "+79110000001" in html
+    assert "+79110000002" not in html
+
+
 @pytest.mark.parametrize(
     ("url", "relation"), [(CHANGELIST, "referral"), ("/admin/referrals/referral/", "invitees")]
 )  # fmt: skip
