@@ -81,7 +81,7 @@ class PhoneSearchMixin:
     """
 
     phone_search_field = "phone"
-    # With a search, the page would also count every row of the table for "(N total)".
+    # Else every list page counts the whole table a second time, for "(N total)" beside a search's count.
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
