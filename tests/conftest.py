@@ -106,8 +106,9 @@ def run_concurrently(count, work):
     return results
 
 
-def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1):
-    """Until `queries` sessions of this database wait for a lock."""
+def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1, kinds=None):
+    """Until `queries` sessions of this database wait for a lock (of one of `kinds`, PostgreSQL's
+    wait_event names such as "advisory" or "transactionid", when given)."""
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
@@ -115,11 +116,13 @@ def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1):
             cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                " AND (%s::text[] IS NULL OR wait_event = ANY(%s::text[]))",
+                [kinds and list(kinds)] * 2,
             )
             if cursor.fetchone()[0] >= queries:
                 return
             time.sleep(0.02)
-    raise AssertionError(f"fewer than {queries} queries ever waited on a lock")
+    raise AssertionError(f"fewer than {queries} queries ever waited on a lock{f' of {kinds}' if kinds else ''}")
 
 
 def is_postgres():

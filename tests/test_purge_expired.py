@@ -2,7 +2,6 @@
 
 import io
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
-from tests.conftest import code_sent_to
+from tests.conftest import code_sent_to, wait_until_a_query_waits_on_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -128,21 +127,6 @@ FOR EACH ROW EXECUTE FUNCTION tests_pause_insert();
 """
 
 
-def wait_until_some_session_waits_for(*events: str) -> None:
-    deadline = time.monotonic() + 10
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = ANY(%s) AND datname = current_database()",
-                [list(events)],
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError(f"no session waited for {events}")
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_phone_lock_inserts_again_when_the_row_it_met_goes_before_it_can_lock_it():
@@ -165,13 +149,13 @@ def test_the_phone_lock_inserts_again_when_the_row_it_met_goes_before_it_can_loc
     try:
         locker = threading.Thread(target=lock_phone)
         locker.start()
-        wait_until_some_session_waits_for("advisory")  # it found no row and is about to insert one
+        wait_until_a_query_waits_on_a_lock(kinds=["advisory"])  # it found no row and is about to insert one
         PhoneChallenge.objects.create(phone=PHONE)  # another request's
         with transaction.atomic():  # the purge's batch
             PhoneChallenge.objects.select_for_update().get(phone=PHONE)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(4242)")
-            wait_until_some_session_waits_for("transactionid", "tuple")  # it met the row and waits to lock it
+            wait_until_a_query_waits_on_a_lock(kinds=["transactionid", "tuple"])  # it met the row and waits to lock it
             PhoneChallenge.objects.filter(phone=PHONE).delete()
         locker.join()
     finally:

@@ -33,10 +33,10 @@ class Command(BaseCommand):
         sends = delete_in_batches(CodeSend.objects.filter(sent_at__lt=since))
         refusals = delete_in_batches(CheckFailure.objects.filter(failed_at__lt=since))
         budgets = delete_in_batches(HourlySendBudget.objects.filter(hour__lt=since))
-        # A code request installs its code with an upsert, so a row that goes while its SMS is on
-        # the way comes back with the code; the limits live in the sends and refusals above.
-        # No code (never sent, or spent), killed by its wrong guesses, or expired a day ago: a day,
-        # not now, as the web servers' clocks that set the expiry may be ahead of this one's.
+        # Phones with no code (never sent, or spent), one killed by its wrong guesses, or one that
+        # expired a day ago (not now: the web servers' clocks that set it may be behind this one's).
+        # The limits live in the sends and refusals above; a code request installs its code with an
+        # upsert, so a row that goes while its SMS is on the way comes back with the code.
         dead = Q(code_hash="") | Q(attempts__gte=settings.OTP_MAX_ATTEMPTS) | Q(expires_at__lte=since)
         phones = delete_in_batches(PhoneChallenge.objects.filter(dead))
         tokens = OutstandingToken.objects.filter(expires_at__lte=aware_utcnow()).count()
