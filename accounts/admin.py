@@ -11,8 +11,7 @@ from django.db import router, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 # Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
@@ -245,7 +244,7 @@ def limited_per_ip(login):
         throttle = AuthIPThrottle()
         try:
             allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
-        except (RedisConnectionError, RedisTimeoutError):  # the counters' Redis is down: as the API answers
+        except RedisError:  # the counters' Redis is down or refuses writes: as the API answers
             unavailable = _("The service is temporarily unavailable.")
             return HttpResponse(str(unavailable), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
         if not allowed:

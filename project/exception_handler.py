@@ -3,13 +3,12 @@
 import logging
 from collections.abc import Mapping
 
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from rest_framework.exceptions import ParseError, Throttled, ValidationError
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
@@ -41,10 +40,20 @@ def error_reply(code: str, detail: str, *, status: int) -> JsonResponse:
     return JsonResponse({"code": code, "detail": detail}, status=status, json_dumps_params={"ensure_ascii": False})
 
 
+READ_ONLY_TRANSACTION = "25006"  # SQLSTATE: a standby after a failover, or a database its host made read-only
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database, or the Redis that holds the per-IP counters, is down, unreachable or refusing
+    writes: a retryable condition, not a bug. Redis refuses them as a replica after a failover
+    (READONLY) or at its memory limit (OOM), and answers every other error of its own alike."""
+    if isinstance(exc, (OperationalError, InterfaceError, RedisError)):
+        return True
+    return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "pgcode", None) == READ_ONLY_TRANSACTION
+
+
 def envelope_exception_handler(exc, context):
-    if isinstance(exc, (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)):
-        # The database, or Redis holding the per-IP counters, is down or unreachable: a
-        # retryable condition, not a bug.
+    if is_outage(exc):
         logger.error("service unavailable: %s.%s: %s", type(exc).__module__, type(exc).__name__, exc)
         response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
         response["Retry-After"] = SERVICE_RETRY_AFTER

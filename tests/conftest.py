@@ -1,8 +1,12 @@
 import re
+import shutil
+import socket
+import subprocess
 import threading
 import time
 
 import pytest
+import redis
 from django.core.management import call_command
 from django.db import connection, connections
 from rest_framework.test import APIClient
@@ -127,3 +131,41 @@ def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1, kinds=None):
 
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(params=["read-only replica", "out of memory"])
+def redis_refusing_writes(request, settings):
+    """A real Redis that answers but refuses every write: a replica after a failover (READONLY), or
+    one at its memory limit under the default noeviction policy (OOM). Its URL is the project's."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    refusal = ["--replicaof", "127.0.0.1", "1"] if request.param == "read-only replica" else ["--maxmemory", "1"]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *refusal],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()  # it answers, so a 503 below is its refusal, not a server that never started
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        with pytest.raises((redis.ReadOnlyError, redis.exceptions.OutOfMemoryError)):
+            client.set("probe", 1)
+        client.close()
+        settings.REDIS_URL = url
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

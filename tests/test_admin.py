@@ -17,7 +17,7 @@ from accounts.tokens import issue_tokens
 from referrals.models import Referral
 from referrals.selectors import get_invite_chain, get_invite_tree
 from referrals.services import activate_invite_code
-from tests.test_ip_limits import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -560,6 +560,16 @@ def test_admin_sign_in_with_its_redis_down_is_a_503_not_a_500(make_user, setting
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     settings.REDIS_URL = url
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    client.raise_request_exception = False
+
+    response = client.post("/admin/login/", {"username": "+79110000000", "password": "x"})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+
+
+def test_admin_sign_in_with_its_redis_refusing_writes_is_a_503_not_a_500(make_user, redis_refusing_writes):
     client = Client(REMOTE_ADDR="203.0.113.9")
     client.raise_request_exception = False
 

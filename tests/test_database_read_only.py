@@ -1,0 +1,47 @@
+"""A database that answers but refuses writes: a standby after a failover, or a host that made it
+read-only (a full disk on a managed database). Clients are told to try again, as in an outage."""
+
+import psycopg2
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def set_read_only(value: str) -> None:
+    params = {**connection.get_connection_params(), "options": "-c default_transaction_read_only=off"}
+    other = psycopg2.connect(**params)
+    other.autocommit = True
+    try:
+        with other.cursor() as cursor:
+            name = connection.settings_dict["NAME"]
+            cursor.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}')
+    finally:
+        other.close()
+    connection.close()  # the setting reaches new sessions only
+
+
+@pytest.fixture
+def read_only_database():
+    set_read_only("on")
+    try:
+        yield
+    finally:
+        set_read_only("off")
+
+
+@pytest.mark.parametrize("ip_rate", ["30/minute", "off"])  # counted in the database first, or not at all
+def test_a_read_only_database_is_a_json_503_not_a_500(read_only_database, settings, ip_rate):
+    settings.AUTH_IP_RATE = ip_rate
+    client = APIClient(REMOTE_ADDR="203.0.113.21")
+    client.raise_request_exception = False
+
+    replies = [
+        client.post("/api/v1/auth/code/", {"phone": "+79110000021"}, format="json"),
+        client.post("/api/v1/auth/token/", {"phone": "+79110000021", "code": "1234"}, format="json"),
+    ]
+
+    assert [reply.status_code for reply in replies] == [503, 503]
+    assert {reply.json()["code"] for reply in replies} == {"service_unavailable"}
+    assert {reply["Retry-After"] for reply in replies} == {"5"}
