@@ -9,6 +9,12 @@ class JSONOnlyNegotiation(DefaultContentNegotiation):
     negotiate; request bodies are still matched against `Content-Type` (415 otherwise).
     """
 
+    def select_parser(self, request, parsers):
+        # A pattern (`*/*`, `application/*`) names no format; DRF would read it as its first parser's.
+        if "*" in request.content_type.split(";", 1)[0]:
+            return None
+        return super().select_parser(request, parsers)
+
     def select_renderer(self, request, renderers, format_suffix=None):
         if len(renderers) == 1:
             return renderers[0], renderers[0].media_type

@@ -46,6 +46,8 @@ def assert_envelope(response, status, code=None):
         (b"null", "application/json", 400, "invalid"),
         (b"phone=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         (b"<xml/>", "text/xml", 415, "unsupported_media_type"),
+        (b'{"phone": "x"}', "*/*", 415, "unsupported_media_type"),  # a pattern, not a type: no format named
+        (b'{"phone": "x"}', "application/*", 415, "unsupported_media_type"),
         (b"", "application/json", 400, None),
     ],
 )
