@@ -169,3 +169,16 @@ def redis_refusing_writes(request, settings):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def assert_sign_in_unavailable(client, phone: str) -> None:
+    """Both steps of signing in are 503 `service_unavailable`, to be retried after `Retry-After`."""
+    client.raise_request_exception = False
+    replies = [
+        client.post("/api/v1/auth/code/", {"phone": phone}, format="json"),
+        client.post("/api/v1/auth/token/", {"phone": phone, "code": "1234"}, format="json"),
+    ]
+
+    assert [reply.status_code for reply in replies] == [503, 503]
+    assert {reply.json()["code"] for reply in replies} == {"service_unavailable"}
+    assert {reply["Retry-After"] for reply in replies} == {"5"}

@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.conftest import assert_sign_in_unavailable
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
@@ -34,14 +36,4 @@ def read_only_database():
 @pytest.mark.parametrize("ip_rate", ["30/minute", "off"])  # counted in the database first, or not at all
 def test_a_read_only_database_is_a_json_503_not_a_500(read_only_database, settings, ip_rate):
     settings.AUTH_IP_RATE = ip_rate
-    client = APIClient(REMOTE_ADDR="203.0.113.21")
-    client.raise_request_exception = False
-
-    replies = [
-        client.post("/api/v1/auth/code/", {"phone": "+79110000021"}, format="json"),
-        client.post("/api/v1/auth/token/", {"phone": "+79110000021", "code": "1234"}, format="json"),
-    ]
-
-    assert [reply.status_code for reply in replies] == [503, 503]
-    assert {reply.json()["code"] for reply in replies} == {"service_unavailable"}
-    assert {reply["Retry-After"] for reply in replies} == {"5"}
+    assert_sign_in_unavailable(APIClient(REMOTE_ADDR="203.0.113.21"), "+79110000021")

@@ -17,7 +17,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import RateCounter
-from tests.conftest import free_port, run_concurrently
+from tests.conftest import assert_sign_in_unavailable, free_port, run_concurrently
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,17 +260,7 @@ def test_a_host_with_a_slower_clock_cannot_reset_the_counter(settings):
 
 @pytest.mark.django_db
 def test_a_redis_that_refuses_writes_is_a_json_503_not_a_500(redis_refusing_writes):
-    client = APIClient(REMOTE_ADDR="203.0.113.13")
-    client.raise_request_exception = False
-
-    replies = [
-        client.post("/api/v1/auth/code/", {"phone": "+79110000000"}, format="json"),
-        client.post("/api/v1/auth/token/", {"phone": "+79110000000", "code": "1234"}, format="json"),
-    ]
-
-    assert [reply.status_code for reply in replies] == [503, 503]
-    assert {reply.json()["code"] for reply in replies} == {"service_unavailable"}
-    assert {reply["Retry-After"] for reply in replies} == {"5"}
+    assert_sign_in_unavailable(APIClient(REMOTE_ADDR="203.0.113.13"), "+79110000000")
 
 
 @pytest.mark.django_db
