@@ -1,18 +1,21 @@
 """GET /me/invitees/ pages: newest first, each cursor naming the row it continues from."""
 
-from base64 import urlsafe_b64decode, urlsafe_b64encode
+import re
+from base64 import b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive, make_aware
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination, _positive_int
 
 from referrals.selectors import INVITEE_MAX_PAGE_SIZE, INVITEE_ORDERING, INVITEE_PAGE_SIZE
 
 LARGEST_ID = 2**63 - 1  # a bigint: anything larger could only be a forged cursor
+CURSOR_TOKENS = {"o", "r", "p", "i"}  # DRF's offset, direction and position, and the position's row
+URL_SAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# A moment as cursors carry it: to the second or finer, with its offset (ours "Z", DRF's "+00:00").
+WRITTEN_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
 
 
 @dataclass(frozen=True)
@@ -126,18 +129,23 @@ class NewestFirstCursor(CursorPagination):
         encoded = request.query_params.get(self.cursor_query_param)
         if encoded is None:
             return None
-        # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500.
+        # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500;
+        # and it skips what is not base64 and reads a date as its midnight, so a link cut short
+        # or garbled was another page (the first, or past the end) instead of "start again".
         try:
             # Either alphabet: cursors written before were standard base64, padded.
-            padded = encoded.encode("ascii") + b"=" * (-len(encoded) % 4)
-            tokens = parse_qs(urlsafe_b64decode(padded).decode("ascii"), keep_blank_values=True)
+            padded = encoded.encode("ascii").translate(URL_SAFE_TO_STANDARD) + b"=" * (-len(encoded) % 4)
+            text = b64decode(padded, validate=True).decode("ascii")
+            tokens = parse_qs(text, keep_blank_values=True, strict_parsing=True)
+            if not tokens or set(tokens) - CURSOR_TOKENS or any(len(values) > 1 for values in tokens.values()):
+                raise ValueError(text)
             offset = _positive_int(tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff)
-            reverse = bool(int(tokens.get("r", ["0"])[0]))
+            reverse = {"0": False, "1": True}[tokens.get("r", ["0"])[0]]
             text, user_id = tokens.get("p", [None])[0], tokens.get("i", [None])[0]
             position = None if text is None else Position(_utc_moment(text), _user_id(user_id))
             if position is None and user_id is not None:
                 raise ValueError("a user without a moment")
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, KeyError):
             raise NotFound(self.invalid_cursor_message) from None
         return Cursor(offset=offset, reverse=reverse, position=position)
 
@@ -156,11 +164,10 @@ def _moment_text(moment: datetime) -> str:
 
 def _utc_moment(text: str) -> datetime:
     # A moment, not the cursor's text, goes to the database: PostgreSQL reads fewer forms than
-    # Python (offsets past 15:59, ISO week dates). Near year 1 or 9999 an offset overflows.
-    moment = parse_datetime(text)
-    if moment is None:
+    # Python (offsets past 15:59). Near year 1 or 9999 an offset overflows.
+    if not WRITTEN_MOMENT.fullmatch(text):
         raise ValueError(text)
-    return make_aware(moment, UTC) if is_naive(moment) else moment.astimezone(UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _user_id(text: str | None) -> int | None:

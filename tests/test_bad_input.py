@@ -330,12 +330,41 @@ def test_a_forged_row_in_the_cursor_is_404_on_any_database(authed, tokens):
     assert_envelope(response, 404)
 
 
-@pytest.mark.parametrize("reverse", ["0", "1"])
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
-    "position", ["2024-01-01T00:00:00+20:00", "2024-W01-1", "2024-01-01 00:00", "2024-01-01T00:00Z"]
+    "cursor",
+    [
+        "!!!!",  # nothing of base64's alphabet: it decoded to nothing, the first page
+        "cD0yMDI2LTExLTMwVDIy!!!",
+        "",
+        b64(""),
+        b64("x=1"),  # no token of a cursor
+        b64("r=1&r=0"),
+        b64("r=5"),
+        b64("p=2026-11-30&i=7"),  # a real cursor cut short: the day alone read as its midnight
+        b64("p=2026-11-30T22&i=7"),
+        b64("p=2026-11-30T22:16:51&i=7"),  # without its "Z"
+        b64("p=2024-W01-1"),  # an ISO week date
+        b64("p=2024-01-01 00:00"),
+        b64("p=2024-01-01T00:00Z"),
+    ],
 )
+def test_a_cursor_the_api_did_not_write_is_404_not_another_page(authed, cursor):
+    client = authed()
+    make_invitees(client.user, 3)
+
+    response = client.get("/api/v1/me/invitees/", {"cursor": cursor})
+
+    assert_envelope(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("reverse", ["0", "1"])
+@pytest.mark.parametrize("position", ["2024-01-01T00:00:00+20:00", "2024-01-01 00:00:00.5-15:59"])
 def test_cursor_positions_python_reads_are_pages_on_any_database(authed, position, reverse):
-    # Offsets past 15:59 and ISO week dates are valid to Python but not to PostgreSQL.
+    # Offsets past 15:59 are valid to Python but not to PostgreSQL.
     client = authed()
     make_invitees(client.user, 3)
     forged = base64.b64encode(urlencode({"p": position, "r": reverse}).encode()).decode()
