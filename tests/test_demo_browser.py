@@ -282,6 +282,48 @@ def test_a_disabled_account_is_sent_back_to_the_sign_in_form_with_the_reason(ope
     assert revoked.status == 401  # enabled again, the account's old session stays ended
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "button"),
+    [("Invite code you received", "zzzzzz", "Activate"), ("First name", "Anna", "Save")],
+)
+def test_an_account_disabled_during_the_session_is_sent_back_to_the_sign_in_form(
+    open_page, outbox, live_server, field, value, button
+):
+    page = open_page()
+    sign_in(page, outbox, "+79110000014")
+    refresh = page.evaluate("sessionStorage.getItem('refresh')")
+    User.objects.filter(phone="+79110000014").update(is_active=False)
+
+    page.get_by_label(field).fill(value)
+    page.get_by_role("button", name=button).click()
+
+    sync_api.expect(page.get_by_label("Phone number")).to_be_visible()
+    sync_api.expect(page.locator("#sign-in-status")).to_have_text("This account is disabled.")
+    sync_api.expect(page.get_by_role("heading", name="Your profile")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+    User.objects.filter(phone="+79110000014").update(is_active=True)
+    revoked = page.request.post(f"{live_server.url}/api/v1/auth/token/refresh/", data={"refresh": refresh})
+    assert revoked.status == 401  # enabled again, the account's old session stays ended
+
+
+def test_a_disabled_accounts_refused_refresh_ends_the_session_and_revokes_it(open_page, outbox, live_server):
+    page = open_page()
+    sign_in(page, outbox, "+79110000015")
+    refresh = page.evaluate("sessionStorage.getItem('refresh')")
+    User.objects.filter(phone="+79110000015").update(is_active=False)
+    page.evaluate("sessionStorage.setItem('access', 'expired')")
+
+    page.get_by_label("First name").fill("Anna")
+    page.get_by_role("button", name="Save").click()
+
+    # The refresh is refused (401) like any dead token's: the page cannot tell why the session ended.
+    sync_api.expect(page.locator("#sign-in-status")).to_have_text("Your session has ended. Please sign in again.")
+    assert page.evaluate("sessionStorage.length") == 0
+    User.objects.filter(phone="+79110000015").update(is_active=True)
+    revoked = page.request.post(f"{live_server.url}/api/v1/auth/token/refresh/", data={"refresh": refresh})
+    assert revoked.status == 401
+
+
 def test_more_button_pages_through_invitees_with_the_cursor(open_page, outbox):
     page = open_page()
     phone = sign_in(page, outbox, "+79110000007")

@@ -139,15 +139,24 @@ function refreshTokens() {
 async function call(method, url, body, { auth = true } = {}) {
   let response = await send(method, url, body, auth);
   if (response.status === 401 && auth) {
-    if (!tokens.refresh || !(await refreshTokens())) {
-      showSignIn(t("session_ended"));
-      throw new SessionEnded();
-    }
+    // A refused refresh is revoked all the same: a disabled account's token is refused (401) but
+    // not spent, and would work again were the account enabled again.
+    if (!tokens.refresh || !(await refreshTokens())) await endSession(t("session_ended"));
     response = await send(method, url, body, auth);
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
+  // A disabled account stays so, whatever the call: back to the sign-in form, with the reason.
+  if (response.status === 403 && auth && data?.code === "account_disabled") await endSession(data.detail);
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+// Revokes the refresh token first (best effort: it may be spent already, or the server out of
+// reach), then shows the sign-in form with `message`; throws, so the caller's work stops there.
+async function endSession(message) {
+  if (tokens.refresh) await revokeRefreshToken().catch(() => {});
+  showSignIn(message);
+  throw new SessionEnded();
 }
 
 // Errors ------------------------------------------------------------------------------
@@ -363,17 +372,7 @@ function start() {
 
   if (tokens.refresh) {
     $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
-    busy(document.querySelector("main"), async () => {
-      try {
-        await loadProfile();
-      } catch (error) {
-        // A disabled account (403) stays so: back to the sign-in form, with the reason. Its refresh
-        // token is revoked first, or it would work again were the account enabled again.
-        if (!(error instanceof ApiError && error.status === 403)) throw error;
-        await revokeRefreshToken().catch(() => {});
-        showSignIn(error.message);
-      }
-    });
+    busy(document.querySelector("main"), loadProfile);
   } else {
     showSignIn();
   }
