@@ -26,10 +26,20 @@ def allowed_hosts_are_set(app_configs, **kwargs):
 def allowed_hosts_are_host_names(app_configs, **kwargs):
     return [
         Error(
-            f"ALLOWED_HOSTS entry {host!r} is not a host name: give the host alone, without a scheme or a path "
-            "(api.example.com).",
+            f"ALLOWED_HOSTS entry {host!r} is not a host name: give the host alone, without a scheme, a port "
+            "or a path (api.example.com; .example.com for its subdomains too; [2001:db8::1] for an IPv6 address).",
             id="project.E002",
         )
         for host in settings.ALLOWED_HOSTS
-        if "/" in host or "@" in host
+        if not _is_host_pattern(host)
     ]
+
+
+def _is_host_pattern(host: str) -> bool:
+    # What Django's validate_host matches: "*", a name (".name" for its subdomains too), or an IPv6
+    # address in brackets. It compares hosts without their port, so an entry with one never matches.
+    if host == "*":
+        return True
+    if host.startswith("[") and host.endswith("]"):
+        return True
+    return not any(mark in host for mark in "/@:*")

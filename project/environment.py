@@ -47,6 +47,10 @@ class Environment(environ.Env):
             # A URL of no known scheme parses without an engine, or with the scheme itself as one.
             if config.get("ENGINE") not in self.DB_SCHEMES.values():
                 raise ValueError("no known scheme")
+            # Without a name SQLite is in memory, each process its own empty database; a server's
+            # connection fails at the first request, naming no variable.
+            if config.get("NAME", "") in ("", ":memory:") and "service" not in config.get("OPTIONS", {}):
+                raise ValueError("no database named")
         except (KeyError, ValueError):
             # Neither the value nor the parser's message is repeated: either may hold the password.
             raise ImproperlyConfigured(
@@ -56,6 +60,16 @@ class Environment(environ.Env):
         return config
 
     db = db_url
+
+    def get_value(self, var_name, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        # django-environ reads "$NAME" as the value of the variable NAME: a secret that starts with
+        # "$" (one of Django's generated keys in 50) would silently be another setting, or none.
+        value = self.ENVIRON.get(var_name)
+        if isinstance(value, str) and value.startswith("$"):
+            if cast is None and default not in (self.NOTSET, None):
+                cast = type(default)
+            return self.parse_value(value, cast)
+        return super().get_value(var_name, cast=cast, default=default, parse_default=parse_default)
 
     def list(self, var, cast=None, default=environ.Env.NOTSET) -> list:
         # `a, b` is a common way to write a list; django-environ would keep " b", a host no request names.

@@ -26,8 +26,9 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("Set SECRET_KEY: the development key is public.")
 if not DEBUG and SECRET_KEY == SAMPLE_SECRET_KEY:
     raise ImproperlyConfigured("Set SECRET_KEY in .env: the key of .env.sample is public.")
-if not DEBUG and len(SECRET_KEY) < 32:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    # Django's own measure (its deploy check's security.W009), which check --deploy must pass.
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters, of at least 5 different ones.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -79,6 +79,35 @@ def test_production_refuses_the_public_development_key():
     assert "Set SECRET_KEY: the development key is public." in result.stderr
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "x9-" + "ab" * 20,  # 43 characters: Django's deploy check asks for 50
+        "ab" * 30,  # 60, but of 2 different characters
+    ],
+)
+def test_production_refuses_a_secret_key_the_deploy_check_calls_weak(secret):
+    result = manage("check", env={"DEBUG": "0", "SECRET_KEY": secret, "ALLOWED_HOSTS": "api.example.com"})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be at least 50 characters" in result.stderr
+
+
+def test_a_value_starting_with_a_dollar_is_itself_not_another_variable():
+    # Django's get_random_secret_key() starts with "$" once in 50 keys; django-environ read
+    # "$abc..." as the value of a variable named "abc...".
+    secret, signing = "$" + "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ", "$signing-" + "q" * 40
+    shown = "from django.conf import settings as s; print(s.SECRET_KEY, s.SIMPLE_JWT['SIGNING_KEY'])"
+
+    result = manage(
+        "shell", "-c", shown,
+        env={"DEBUG": "0", "SECRET_KEY": secret, "JWT_SIGNING_KEY": signing, "ALLOWED_HOSTS": "a.example"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == [secret, signing]
+
+
 def test_env_sample_matches_the_compose_database():
     sample = env_sample()
 
@@ -275,6 +304,12 @@ def test_lists_are_read_with_spaces_after_their_commas():
         ("SMS_LANGUAGE", "de"),  # no catalogue: every SMS would go out in English
         ("SMS_BACKEND", "exolve"),  # without EXOLVE_API_KEY and EXOLVE_SENDER
         ("ALLOWED_HOSTS", "https://api.example.com"),  # every request would be 400, the health checks 200
+        ("ALLOWED_HOSTS", "api.example.com:8000"),  # Django matches the host without its port
+        ("ALLOWED_HOSTS", "*.example.com"),  # a pattern Django does not know: ".example.com" is
+        ("DATABASE_URL", "sqlite://"),  # in memory: every process its own empty database
+        ("DATABASE_URL", "sqlite:///:memory:"),
+        ("DATABASE_URL", "postgres://app:secret@db:5432"),  # no database named
+        ("DATABASE_URL", "postgres://app:secret@db:5432/"),
     ],
 )
 def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, value):
