@@ -46,7 +46,8 @@ def auth_ip_rate_parses(app_configs, **kwargs):
         throttle = AuthIPThrottle()  # parses the rate as every request would
     except (ValueError, KeyError, IndexError):
         throttle = None
-    if throttle is None or (throttle.num_requests is not None and throttle.num_requests < 0):
+    # 0 a window would refuse every sign-in and the admin's password form: 'off' lifts the limit instead.
+    if throttle is None or (throttle.num_requests is not None and throttle.num_requests < 1):
         return [
             Error(
                 f"AUTH_IP_RATE={settings.AUTH_IP_RATE!r} is not a rate like '30/minute' (or 'off').", id="accounts.E003"

@@ -360,7 +360,7 @@ def test_unknown_sms_backend_fails_the_system_check(settings):
     assert [error.id for error in run_checks() if error.is_serious()] == ["accounts.E001"]
 
 
-@pytest.mark.parametrize("rate", ["30/fortnight", "30", "thirty/minute", "30/", "-1/minute"])
+@pytest.mark.parametrize("rate", ["30/fortnight", "30", "thirty/minute", "30/", "-1/minute", "0/minute"])
 def test_a_malformed_auth_ip_rate_fails_the_system_check(settings, rate):
     from django.core.checks import run_checks
 
