@@ -1,5 +1,6 @@
 """The container's start-up, run natively: bin/entrypoint and gunicorn with production settings."""
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -18,6 +19,7 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
@@ -156,6 +158,97 @@ def test_entrypoint_gives_up_on_an_unreachable_database():
     assert time.monotonic() - started < 30
 
 
+def can_be_pid_1() -> bool:
+    """Whether this machine lets the tests start a PID namespace (root, or a container that allows it)."""
+    try:
+        return (
+            subprocess.run(["unshare", "-fp", "--mount-proc", "true"], capture_output=True, check=False).returncode == 0
+        )
+    except FileNotFoundError:
+        return False
+
+
+def start_until(command: list[str], env: dict[str, str], log: Path, line: str) -> subprocess.Popen:
+    """`command` in a session of its own, once its stdout (into `log`) has a line containing `line`."""
+    with log.open("wb") as stdout:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while line not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            pytest.fail(f"no line {line!r} in the output: {log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
+def stopped_within(process: subprocess.Popen, pid: int, signum: int, seconds: float = 5) -> int | None:
+    """`process`'s exit status once `pid` (the entrypoint's bash) has `signum`, or None (then killed) if it lingers."""
+    os.kill(pid, signum)
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        # Whatever is left of its session, such as a Python still waiting after bash has gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def entrypoint_pid(process: subprocess.Popen, as_pid_1: bool) -> int:
+    """The entrypoint's bash: `process` itself, or the one child of `unshare`, PID 1 of its namespace."""
+    if not as_pid_1:
+        return process.pid
+    (child,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return int(child)
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "as_pid_1"),
+    [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)],
+    ids=["TERM as PID 1", "INT as PID 1", "TERM"],
+)
+def test_a_signal_stops_the_wait_for_the_database(tmp_path, signum, status, as_pid_1):
+    # docker stop, Kubernetes: PID 1 has no default action for SIGTERM, and bash ignored it while Python
+    # waited; run as a child (compose's init), bash went but left Python waiting.
+    if as_pid_1 and not can_be_pid_1():
+        pytest.skip("no PID namespace here (unshare needs root)")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        url = f"postgres://postgres@127.0.0.1:{closed.getsockname()[1]}/referrals"
+        command = [str(ROOT / "bin" / "entrypoint"), "true"]
+        process = start_until(
+            ["unshare", "-fp", "--mount-proc", *command] if as_pid_1 else command,
+            production_env(DATABASE_URL=url, DB_WAIT_SECONDS="120"), tmp_path / "stdout.log",
+            "waiting for the database",
+        )  # fmt: skip
+
+        assert stopped_within(process, entrypoint_pid(process, as_pid_1), signum) == status
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_stops_the_wait_for_another_replica_s_migrations(tmp_path):
+    if not can_be_pid_1():
+        pytest.skip("no PID namespace here (unshare needs root)")
+    with connection.cursor() as cursor:  # another replica, migrating: the entrypoint's own lock
+        cursor.execute("SELECT pg_advisory_lock(hashtext('referrals: entrypoint migrations'))")
+    try:
+        process = start_until(
+            ["unshare", "-fp", "--mount-proc", str(ROOT / "bin" / "entrypoint"), "true"],
+            production_env(DATABASE_URL=database_url_of(connection.settings_dict)), tmp_path / "stdout.log",
+            "waiting for another replica's migrations",
+        )  # fmt: skip
+
+        assert stopped_within(process, entrypoint_pid(process, as_pid_1=True), signal.SIGTERM) == 143
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_entrypoint_says_why_it_waits_for_the_database():
@@ -187,6 +280,8 @@ def test_entrypoint_warns_of_a_redis_that_does_not_answer(tmp_path):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     (warning,) = [r["message"] for r in records if "REDIS_URL" in r["message"]]
     assert warning.startswith("REDIS_URL does not answer (ConnectionError): the limited endpoints answer 503")
+    # Not a line of Django's CacheKeyWarning (a probe key with spaces) either: stderr is for what stops the start.
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize("wait", ["a minute", "nan", "inf", "-5"])
@@ -234,6 +329,20 @@ def test_gunicorn_names_a_setting_it_cannot_use(name, value, message):
     assert message in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("level", ["loud", "", "warn"])
+def test_gunicorn_names_a_log_level_it_cannot_use(level):
+    # Run without the entrypoint (as the benchmark does), gunicorn would otherwise fail in the settings' traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "--check-config", "project.wsgi"],
+        cwd=ROOT, env=production_env(LOG_LEVEL=level), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert (result.stdout + result.stderr).strip() == (
+        f"LOG_LEVEL={level.upper()!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
+    )
+
+
 def test_entrypoint_runs_without_a_worker_count(tmp_path):
     # Unset is the usual case (the sample leaves it commented out); the script runs under `set -u`.
     env = production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
@@ -275,13 +384,71 @@ def test_entrypoint_will_not_serve_without_allowed_hosts(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("entrypoint: project.E001 ALLOWED_HOSTS is empty")
 
 
-def test_an_empty_worker_count_means_the_default(tmp_path):
+NOT_FOR_SERVING = {
+    "dev key": "SECRET_KEY is unset or the development key, which is public: set your own",
+    "sample key": "SECRET_KEY is the placeholder of .env.sample, which is public: set your own",
+    "debug": "DEBUG is on, which is for development only (error pages show code and settings): set DEBUG=0",
+}
+
+
+@pytest.mark.parametrize(
+    ("environment", "refusals"),
+    [
+        ({"DEBUG": "1", "SECRET_KEY": None}, ["dev key", "debug"]),  # DEBUG=1 alone let the settings take it
+        ({"DEBUG": "1", "SECRET_KEY": settings.SAMPLE_SECRET_KEY}, ["sample key", "debug"]),
+        ({"DEBUG": "yes"}, ["debug"]),
+    ],
+)
+def test_entrypoint_will_not_serve_with_a_public_key_or_debug_on(tmp_path, environment, refusals):
+    env = production_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", GUNICORN_HOST=f"unix:{tmp_path / 'gunicorn.sock'}",
+        **{name: value for name, value in environment.items() if value is not None},
+    )  # fmt: skip
+    for name in [name for name, value in environment.items() if value is None]:
+        del env[name]
+    # In a session of its own: one that serves after all is stopped here, workers and all.
+    server = subprocess.Popen(
+        [str(ROOT / "bin" / "entrypoint")], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+        pytest.fail("the entrypoint served")
+
+    assert server.returncode != 0
+    assert stderr.strip().splitlines() == [
+        "entrypoint: will not serve: " + "; ".join(NOT_FOR_SERVING[refusal] for refusal in refusals) + "."
+    ]
+    assert "Applying" not in stdout  # refused before it touches the database
+
+
+def test_a_one_off_command_runs_with_debug_on(tmp_path):
+    # Only serving is refused: a command such as createsuperuser signs nothing anyone receives.
+    env = production_env(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [str(ROOT / "bin" / "entrypoint"), "true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"WEB_CONCURRENCY": " "},  # empty means the default
+        {"LOG_LEVEL": " info "},  # as the settings read it; gunicorn's logging stopped at it
+    ],
+)
+def test_entrypoint_serves_with_a_blank_or_spaced_setting(tmp_path, setting):
     sock = listening_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env = production_env(
-        WEB_CONCURRENCY=" ",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}",
+        **setting, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", GUNICORN_CMD_ARGS=f"--bind fd://{sock.fileno()}"
     )
     server = serve([str(ROOT / "bin" / "entrypoint")], env, sock)
     try:
@@ -475,7 +642,8 @@ def test_entrypoint_runs_a_one_off_command_such_as_creating_the_first_admin():
 @pytest.fixture
 def empty_database():
     """A database of its own on the test server, with nothing in it, dropped afterwards."""
-    name = f"entrypoint_empty_{os.getpid()}"
+    # Named after the suite's own database (test_<DATABASE_URL's name>), so runs on one server do not meet.
+    name = f"{connection.settings_dict['NAME'].removeprefix('test_')}_empty_{os.getpid()}"
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")
         cursor.execute(f"CREATE DATABASE {name}")
