@@ -63,7 +63,12 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - memory-backed, and only the heartb
 control_socket_disable = True
 
 # Access and error logs both go to stdout, one line each, in the format Django logs in (LOG_FORMAT).
-loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()
+# Read as the settings read it (` info ` is INFO, empty is no level): gunicorn's logging would stop at
+# any other with "Unable to configure logger", naming no variable.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+loglevel = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+if loglevel not in LOG_LEVELS:
+    raise SystemExit(f"LOG_LEVEL={loglevel!r} is not one of {', '.join(LOG_LEVELS)}.")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 _json = (
     os.environ.get("LOG_FORMAT", "").strip().lower() or ("plain" if env_bool("DEBUG", False) else "json")
@@ -88,7 +93,7 @@ logconfig_dict = {
     },
     "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {
-        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel, "propagate": False},
         "gunicorn.access": {
             "handlers": ["stdout"],
             "level": "INFO" if env_bool("GUNICORN_ACCESS_LOG", True) else "WARNING",
