@@ -1,7 +1,9 @@
 """System checks of the project's own settings (the entrypoint runs them before anything starts)."""
 
+import os
+
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 # Either mistake starts a service whose health checks pass (they answer before the Host check) and
 # which refuses every other request with 400.
@@ -43,3 +45,19 @@ def _is_host_pattern(host: str) -> bool:
     if host.startswith("[") and host.endswith("]"):
         return True
     return not any(mark in host for mark in "/@:*")
+
+
+@register()
+def database_url_is_given(app_configs, **kwargs):
+    # Not an error: SQLite serves (DESIGN.md's first-run default), but with DEBUG off it is more
+    # likely a DATABASE_URL that did not reach the process than a choice.
+    if settings.DEBUG or os.environ.get("DATABASE_URL", "").strip():
+        return []
+    path = settings.DATABASES["default"]["NAME"]
+    return [
+        Warning(
+            f"DATABASE_URL is not set with DEBUG off: serving from the SQLite file {path}.",
+            hint="Set DATABASE_URL (postgres://user:password@host:5432/name), or to sqlite:///<path> to mean it.",
+            id="project.W001",
+        )
+    ]

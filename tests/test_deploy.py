@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_ONLY = {"SECRET_KEY", "SECURE_SSL_REDIRECT", "SMS_BACKEND", "AUTH_IP_RATE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
 
 
-def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {key: value for key, value in os.environ.items() if key not in TEST_ONLY}
+def manage(*args: str, env: dict[str, str], unset: frozenset[str] = frozenset()) -> subprocess.CompletedProcess:
+    base = {key: value for key, value in os.environ.items() if key not in TEST_ONLY | unset}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120, check=False,
@@ -39,6 +39,7 @@ def test_check_deploy_is_clean_under_production_settings():
         "check", "--deploy", "--fail-level", "WARNING",
         env={
             "DEBUG": "0",
+            "DATABASE_URL": "postgres://app:secret@db.example:5432/app",
             "SECRET_KEY": "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",
             "ALLOWED_HOSTS": "api.example.com",
             **PROVIDER,
@@ -70,6 +71,22 @@ def test_the_checks_warn_of_codes_that_reach_no_phone_with_debug_off(env, warnin
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.findall(r"accounts\.W\d+", result.stdout + result.stderr) == warnings
+
+
+@pytest.mark.parametrize(("database_url", "warned"), [(None, True), ("sqlite:////srv/app/db.sqlite3", False)])
+def test_production_warns_when_no_database_url_was_given(database_url, warned):
+    # Without one the settings fall back to a SQLite file beside the code, the first-run default.
+    env = {
+        "DEBUG": "0",
+        "SECRET_KEY": "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",
+        "ALLOWED_HOSTS": "a.example",
+    }
+    with_url = {} if database_url is None else {"DATABASE_URL": database_url}
+
+    result = manage("check", env={**env, **with_url}, unset=frozenset({"DATABASE_URL"}))
+
+    assert result.returncode == 0, result.stderr
+    assert ("project.W001" in result.stdout + result.stderr) is warned
 
 
 def test_production_refuses_the_public_development_key():
