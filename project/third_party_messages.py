@@ -39,6 +39,7 @@ SIMPLEJWT = [
 DRF = [
     gettext_noop("Invalid cursor"),
     gettext_noop("Not a valid string."),
+    gettext_noop("Surrogate characters are not allowed: U+{code_point:X}."),  # half an emoji; DRF's ru has none
     # DRF's Russian for these drops the diaeresis and uses straight quotes, unlike our messages beside them.
     gettext_noop("Authentication credentials were not provided."),
     gettext_noop("Incorrect authentication credentials."),
