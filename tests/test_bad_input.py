@@ -389,3 +389,11 @@ def test_an_unknown_host_is_one_warning_line_not_a_traceback(api, settings):
     (line,) = written.getvalue().splitlines()
     assert " WARNING django.security.DisallowedHost " in line or '"levelname": "WARNING"' in line, line
     assert "scanner.example" in line
+
+
+@pytest.mark.parametrize("code", ["A%2FB", "%2F", "..%2F", "ABC%2FDEF%2F"])
+def test_an_invite_code_with_a_slash_is_not_found_as_the_docs_say(api, code):
+    # The schema documents invite_code_not_found for this 404; a slash made it the router's not_found.
+    response = api.get(f"/api/v1/invite-codes/{code}/")
+
+    assert_envelope(response, 404, "invite_code_not_found")
