@@ -24,7 +24,17 @@ from referrals.selectors import INVITE_TREE_LIMIT, get_invite_chain, get_invite_
 class InviteCodeSearchMixin:
     """A term that reads as an invite code is searched for as one (and by Django's search), even
     when PHONE_REGION also reads it as a whole phone number: under some regions (Germany's, say)
-    most all-digit codes are valid numbers."""
+    most all-digit codes are valid numbers. It is read as the API reads codes (Cyrillic look-alike
+    letters, invisible characters copied along), as a person was told it."""
+
+    invite_code_field = "referral__invite_code"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        code = normalize_invite_code(search_term)
+        if code != search_term.strip() and looks_like_invite_code(code):
+            found |= queryset.filter(**{self.invite_code_field: code})
+        return found, may_have_duplicates
 
     def whole_phone(self, search_term: str) -> str | None:
         if looks_like_invite_code(normalize_invite_code(search_term)):
@@ -198,6 +208,7 @@ class ReferralAdmin(InviteCodeSearchMixin, PhoneSearchMixin, ReverseRelationPopu
     """Invite codes and who activated whose: to look at, never to edit."""
 
     phone_search_field = "user__phone"
+    invite_code_field = "invite_code"
 
     list_display = ("invite_code", "user", "invited_by_phone", "activated_at", "invitees_count")
     list_select_related = ("user", "invited_by__user")

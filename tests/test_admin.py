@@ -125,6 +125,28 @@ def test_an_invite_code_that_is_also_a_phone_number_of_the_region_is_found(admin
     assert "+79110000002" not in html
 
 
+@pytest.mark.parametrize("url", [CHANGELIST, "/admin/referrals/referral/"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        # the Cyrillic look-alikes of these Latin letters
+        lambda code: code.translate(
+            str.maketrans("ABEKMHPCTYX", "\u0410\u0412\u0415\u041a\u041c\u041d\u0420\u0421\u0422\u0423\u0425")
+        ),
+        lambda code: f"{code}\u200b",  # a zero-width space copied along
+    ],
+)
+def test_an_invite_code_is_searched_for_as_the_api_reads_it(admin_client, make_user, url, written):
+    wanted = make_user("+79110000001")
+    make_user("+79110000002")
+    Referral.objects.filter(user=wanted).update(invite_code="BYCHRX")
+
+    html = admin_client.get(url, {"q": written("BYCHRX")}).content.decode()
+
+    assert "+79110000001" in html
+    assert "+79110000002" not in html
+
+
 @pytest.mark.parametrize(
     ("url", "relation"), [(CHANGELIST, "referral"), ("/admin/referrals/referral/", "invitees")]
 )  # fmt: skip
