@@ -158,12 +158,14 @@ class CodeSendAdmin(SignInRecordAdmin):
     ordering = ("-sent_at",)
 
 
-class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenAdmin):
+class RefreshTokenAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, token_admin.OutstandingTokenAdmin):
     """SimpleJWT's page of issued refresh tokens, without the token itself: whoever reads it can sign in
     as its user for up to 30 days, and the admin's view permission should not grant that. Its columns
     are named here, in the admin's language (SimpleJWT's model fields have no translated names)."""
 
     list_display = fields = ("refresh_token_id", "token_user", "issued_at", "valid_until")
+    phone_search_field = "user__phone"
+    search_fields = ("=user__id", "user__phone", "jti")
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -189,11 +191,13 @@ class RefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.OutstandingTokenA
         return display_for_value(token.expires_at, self.get_empty_value_display())
 
 
-class BlacklistedRefreshTokenAdmin(ReverseRelationPopupMixin, token_admin.BlacklistedTokenAdmin):
+class BlacklistedRefreshTokenAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, token_admin.BlacklistedTokenAdmin):
     """The revoked refresh tokens, read-only: changing or deleting an entry would bring a token that
     was logged out or rotated back to life. Columns as on the issued tokens' page."""
 
     list_display = fields = ("refresh_token_id", "token_user", "issued_at", "valid_until", "revoked_at")
+    phone_search_field = "token__user__phone"
+    search_fields = ("=token__user__id", "token__user__phone", "token__jti")
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields

@@ -539,6 +539,24 @@ def test_refresh_tokens_cannot_be_filtered_by_the_token_text(token_viewer):
         assert response.status_code == 400, lookup
 
 
+@pytest.mark.parametrize(
+    "url", ["/admin/token_blacklist/outstandingtoken/", "/admin/token_blacklist/blacklistedtoken/"]
+)
+@pytest.mark.parametrize("written", ["+79110000001", "8 (911) 000-00-01"])
+def test_token_pages_find_a_user_s_tokens_by_phone(admin_client, make_user, url, written):
+    for phone in ("+79110000001", "+79110000002"):
+        issue_tokens(user=make_user(phone))
+    for outstanding in OutstandingToken.objects.all():
+        BlacklistedToken.objects.create(token=outstanding)
+
+    html = admin_client.get(url, {"q": written}).content.decode()
+
+    assert re.findall(r'class="field-token_user">([^<]*)<', html) == ["+79110000001"]
+    by_id = admin_client.get(url, {"q": str(User.objects.get(phone="+79110000001").pk)}).content.decode()
+    assert "+79110000001" in re.findall(r'class="field-token_user">([^<]*)<', by_id)
+    assert admin_client.get(url, {"q": "no such user"}).status_code == 200
+
+
 def test_token_pages_are_in_the_admins_language(admin_client, make_user):
     issue_tokens(user=make_user("+79110000001"))
     outstanding = OutstandingToken.objects.get()
