@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts.fields import INVALID_NAME, InvalidName, person_name
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 from accounts.throttles import AuthIPThrottle
@@ -52,6 +53,19 @@ class UserAddForm(PhoneFieldMixin, AdminUserCreationForm):
 
 class UserEditForm(PhoneFieldMixin, UserChangeForm):
     phone = written_phone_field()
+
+    # Read as PATCH /me/ reads them: a name staff pasted must not reorder what an inviter's list shows.
+    def clean_first_name(self):
+        return self._person_name("first_name")
+
+    def clean_last_name(self):
+        return self._person_name("last_name")
+
+    def _person_name(self, field: str) -> str:
+        try:
+            return person_name(self.cleaned_data[field])
+        except InvalidName:
+            raise forms.ValidationError(INVALID_NAME, code="invalid_characters") from None
 
     class Meta:
         model = User

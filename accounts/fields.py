@@ -48,18 +48,34 @@ LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-class PersonNameField(serializers.CharField):
-    """A name as the person gave it, without what would spoof how others see it.
+INVALID_NAME = _("Names may not contain control characters or text-direction controls.")
+
+
+class InvalidName(ValueError):
+    pass
+
+
+def person_name(name: str) -> str:
+    """A name as the person gave it, without what would spoof how others see it; the API's and the admin's.
 
     Invisible format characters at either end (zero-width spaces, byte-order marks) go, as
     surrounding spaces do, so a name of nothing else is empty; inside they stay (emoji sequences
     and Persian names need the zero-width joiners). Control characters and text-direction
-    controls are refused.
+    controls are refused (InvalidName).
     """
+    if any(unicodedata.category(ch) in LINE_BREAKING or ch in DIRECTION_CONTROLS for ch in name):
+        raise InvalidName(name)
+    while name and (is_invisible(name[0]) or name[0].isspace()):
+        name = name[1:]
+    while name and (is_invisible(name[-1]) or name[-1].isspace()):
+        name = name[:-1]
+    return name
 
-    default_error_messages = {
-        "invalid_characters": _("Names may not contain control characters or text-direction controls.")
-    }
+
+class PersonNameField(serializers.CharField):
+    """A name, read by person_name()."""
+
+    default_error_messages = {"invalid_characters": INVALID_NAME}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 150)
@@ -67,11 +83,7 @@ class PersonNameField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        name = super().to_internal_value(data)
-        if any(unicodedata.category(ch) in LINE_BREAKING or ch in DIRECTION_CONTROLS for ch in name):
+        try:
+            return person_name(super().to_internal_value(data))
+        except InvalidName:
             self.fail("invalid_characters")
-        while name and (is_invisible(name[0]) or name[0].isspace()):
-            name = name[1:]
-        while name and (is_invisible(name[-1]) or name[-1].isspace()):
-            name = name[:-1]
-        return name

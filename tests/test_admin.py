@@ -215,6 +215,31 @@ def test_nobody_as_inviter_reads_as_the_admins_dash_not_none(admin_client, make_
     assert inviter == "-"
 
 
+@pytest.mark.parametrize(
+    ("first_name", "saved"),
+    [
+        ("\u200b Anna \ufeff", "Anna"),  # invisible characters and spaces at either end go, as in PATCH /me/
+        ("evil\u202e", None),  # a direction override: refused, as the API refuses it
+        ("An\nna", None),
+    ],
+)
+def test_the_change_form_reads_names_as_the_api_does(admin_client, make_user, first_name, saved):
+    user = make_user("+79110000002")
+    form = {"phone": user.phone, "first_name": first_name, "last_name": "", "is_active": "on"}
+    form |= {"last_login_0": "", "last_login_1": "", "date_joined_0": "2024-01-01", "date_joined_1": "00:00:00"}
+
+    response = admin_client.post(change_url(user), form)
+
+    user.refresh_from_db()
+    if saved is None:
+        assert response.status_code == 200
+        assert "first_name" in response.context["adminform"].form.errors
+        assert user.first_name == ""
+    else:
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        assert user.first_name == saved
+
+
 def test_posting_the_change_form_edits_names_but_not_invite_data(admin_client, make_user):
     inviter, user, stranger = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
     invite(user, by=inviter)
