@@ -11,7 +11,6 @@ from django.db import router, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
-from redis.exceptions import RedisError
 
 # Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
@@ -21,7 +20,7 @@ from accounts.fields import INVALID_NAME, InvalidName, person_name
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 from accounts.throttles import AuthIPThrottle
-from project.exception_handler import SERVICE_RETRY_AFTER
+from project.exception_handler import SERVICE_RETRY_AFTER, is_outage
 from project.throttling import RequestsThrottled
 
 # The views that read a user and save them: the change page and the password form.
@@ -262,7 +261,9 @@ def limited_per_ip(login):
         throttle = AuthIPThrottle()
         try:
             allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
-        except RedisError:  # the counters' Redis is down or refuses writes: as the API answers
+        except Exception as exc:
+            if not is_outage(exc):  # the counters' Redis or database is down or refuses writes: as the API answers
+                raise
             unavailable = _("The service is temporarily unavailable.")
             return HttpResponse(str(unavailable), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
         if not allowed:

@@ -4,6 +4,7 @@ read-only (a full disk on a managed database). Clients are told to try again, as
 import psycopg2
 import pytest
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.conftest import assert_sign_in_unavailable
@@ -37,3 +38,15 @@ def read_only_database():
 def test_a_read_only_database_is_a_json_503_not_a_500(read_only_database, settings, ip_rate):
     settings.AUTH_IP_RATE = ip_rate
     assert_sign_in_unavailable(APIClient(REMOTE_ADDR="203.0.113.21"), "+79110000021")
+
+
+def test_the_admin_password_form_on_a_read_only_database_is_a_503_not_a_500(read_only_database, settings):
+    settings.AUTH_IP_RATE = "30/minute"  # its counter is a database row without REDIS_URL
+    settings.REDIS_URL = ""
+    client = Client(REMOTE_ADDR="203.0.113.22")
+    client.raise_request_exception = False
+
+    response = client.post("/admin/login/", {"username": "+79110000000", "password": "x"})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
