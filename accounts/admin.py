@@ -5,11 +5,17 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    SetUnusablePasswordMixin,
+    UserChangeForm,
+)
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponse
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 # Imported first so that its registrations exist to be replaced below (accounts' admin loads first).
@@ -71,6 +77,16 @@ class UserEditForm(PhoneFieldMixin, UserChangeForm):
         fields = "__all__"
 
 
+class PasswordChangeForm(AdminPasswordChangeForm):
+    # Django 5.2 joins its lazy help text to a plain string when it loads, so the page said it in
+    # English whatever the admin's language (and its warning is not marked for translation).
+    usable_password_help_text = format_lazy(
+        '{}<ul id="id_unusable_warning" class="messagelist"><li class="warning">{}</li></ul>',
+        SetUnusablePasswordMixin.usable_password_help_text,
+        _("If disabled, the current password for this user will be lost."),
+    )
+
+
 class ReverseRelationPopupMixin:
     """A popup URL naming a reverse relation (`?_to_field=referral`) is refused (400) like any other
     field it may not name: Django 5.2 fails on one with AttributeError, a 500."""
@@ -118,6 +134,7 @@ class PhoneSearchMixin:
 class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
+    change_password_form = PasswordChangeForm
     ordering = ("-date_joined",)
     list_display = ("phone", "first_name", "last_name", "is_staff", "date_joined")
     list_filter = ("is_staff", "is_superuser", "is_active")

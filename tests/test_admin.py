@@ -582,6 +582,16 @@ def test_token_pages_find_a_user_s_tokens_by_phone(admin_client, make_user, url,
     assert admin_client.get(url, {"q": "no such user"}).status_code == 200
 
 
+def test_the_password_page_is_in_the_admins_language(admin_client, make_user):
+    user = make_user("+79110000001", password="long-enough-password-1")
+
+    html = admin_client.get(f"/admin/accounts/user/{user.pk}/password/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+
+    assert "Может ли пользователь аутентифироваться по паролю" in html
+    assert "Если её выключить, текущий пароль пользователя будет утерян." in html
+    assert "Whether the user" not in html and "will be lost" not in html
+
+
 def test_token_pages_are_in_the_admins_language(admin_client, make_user):
     issue_tokens(user=make_user("+79110000001"))
     outstanding = OutstandingToken.objects.get()
