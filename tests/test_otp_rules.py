@@ -396,7 +396,8 @@ def test_a_malformed_test_phone_breaks_nobody_and_fails_the_check(api, outbox):
     assert request_code(api).status_code == 200
     assert check(api, "4321", "+79990000001").status_code == 200
     # DEBUG is off in tests: the memory backend (W001) and the test phones (W002) are warned of.
-    assert sorted(error.id for error in run_checks()) == ["accounts.E002", "accounts.W001", "accounts.W002"]
+    found = sorted(error.id for error in run_checks() if error.id.startswith("accounts."))  # not the project's
+    assert found == ["accounts.E002", "accounts.W001", "accounts.W002"]
 
 
 def test_an_existing_account_counts_only_the_day_s_failures_and_locks_at_ten(api, outbox):
