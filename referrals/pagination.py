@@ -127,7 +127,7 @@ class NewestFirstCursor(CursorPagination):
 
     def decode_cursor(self, request):
         encoded = request.query_params.get(self.cursor_query_param)
-        if encoded is None:
+        if not encoded:  # `?cursor=` too: the first page, as a client filling in no cursor means it
             return None
         # DRF checks the cursor's base64, not its position: a forged one must be a 404, not a 500;
         # and it skips what is not base64 and reads a date as its midnight, so a link cut short
@@ -173,6 +173,8 @@ def _utc_moment(text: str) -> datetime:
 def _user_id(text: str | None) -> int | None:
     if text is None:
         return None
+    if not (text.isascii() and text.isdigit()):  # int() also reads "+7", " 7" and "0_7"
+        raise ValueError(text)
     user_id = int(text)
     if not 0 < user_id <= LARGEST_ID:
         raise ValueError(text)

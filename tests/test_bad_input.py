@@ -339,9 +339,8 @@ def b64(text: str) -> str:
     [
         "!!!!",  # nothing of base64's alphabet: it decoded to nothing, the first page
         "cD0yMDI2LTExLTMwVDIy!!!",
-        "",
-        b64(""),
         b64("x=1"),  # no token of a cursor
+        b64("p=2026-11-30T22:16:51Z&i=+7"),
         b64("r=1&r=0"),
         b64("r=5"),
         b64("p=2026-11-30&i=7"),  # a real cursor cut short: the day alone read as its midnight
@@ -359,6 +358,16 @@ def test_a_cursor_the_api_did_not_write_is_404_not_another_page(authed, cursor):
     response = client.get("/api/v1/me/invitees/", {"cursor": cursor})
 
     assert_envelope(response, 404, "not_found")
+
+
+def test_an_empty_cursor_is_the_first_page(authed):
+    client = authed()
+    make_invitees(client.user, 3)
+
+    response = client.get("/api/v1/me/invitees/", {"cursor": "", "page_size": 2})
+
+    assert response.status_code == 200
+    assert response.json()["results"] == client.get("/api/v1/me/invitees/", {"page_size": 2}).json()["results"]
 
 
 @pytest.mark.parametrize("reverse", ["0", "1"])
