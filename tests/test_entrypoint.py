@@ -184,11 +184,25 @@ def start_until(command: list[str], env: dict[str, str], log: Path, line: str) -
     return process
 
 
+def _session_has_processes(session: int) -> bool:
+    try:
+        os.killpg(session, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stopped_within(process: subprocess.Popen, pid: int, signum: int, seconds: float = 5) -> int | None:
     """`process`'s exit status once `pid` (the entrypoint's bash) has `signum`, or None (then killed) if it lingers."""
     os.kill(pid, signum)
     try:
-        return process.wait(timeout=seconds)
+        status = process.wait(timeout=seconds)
+        deadline = time.monotonic() + 2
+        while _session_has_processes(process.pid):  # bash went: nothing of its own may stay behind
+            if time.monotonic() > deadline:
+                pytest.fail("the entrypoint exited and left its preparation running")
+            time.sleep(0.05)
+        return status
     except subprocess.TimeoutExpired:
         return None
     finally:
