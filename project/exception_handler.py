@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
-from redis.exceptions import RedisError
+from redis.exceptions import DataError, RedisError
 from rest_framework.exceptions import ParseError, Throttled, ValidationError
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
@@ -46,8 +46,11 @@ READ_ONLY_TRANSACTION = "25006"  # SQLSTATE: a standby after a failover, or a da
 def is_outage(exc: BaseException) -> bool:
     """The database, or the Redis that holds the per-IP counters, is down, unreachable or refusing
     writes: a retryable condition, not a bug. Redis refuses them as a replica after a failover
-    (READONLY) or at its memory limit (OOM), and answers every other error of its own alike."""
-    if isinstance(exc, (OperationalError, InterfaceError, RedisError)):
+    (READONLY) or at its memory limit (OOM), and its other errors are taken alike, but for the
+    client's own refusal of a value it cannot send (DataError), which is a bug."""
+    if isinstance(exc, RedisError):
+        return not isinstance(exc, DataError)
+    if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "pgcode", None) == READ_ONLY_TRANSACTION
 

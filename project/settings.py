@@ -26,9 +26,11 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("Set SECRET_KEY: the development key is public.")
 if not DEBUG and SECRET_KEY == SAMPLE_SECRET_KEY:
     raise ImproperlyConfigured("Set SECRET_KEY in .env: the key of .env.sample is public.")
-if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
     # Django's own measure (its deploy check's security.W009), which check --deploy must pass.
-    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters, of at least 5 different ones.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters, of at least 5 different ones, and not django-insecure-."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

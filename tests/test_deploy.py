@@ -101,6 +101,7 @@ def test_production_refuses_the_public_development_key():
     [
         "x9-" + "ab" * 20,  # 43 characters: Django's deploy check asks for 50
         "ab" * 30,  # 60, but of 2 different characters
+        "django-insecure-" + "k7Qz-2vN8pXw4rT9bYc1mLd6sFh3jGa5eUo0iKy8nBq7tVx2wZ",  # startproject's, not to deploy
     ],
 )
 def test_production_refuses_a_secret_key_the_deploy_check_calls_weak(secret):

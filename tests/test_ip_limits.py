@@ -14,9 +14,11 @@ import pytest
 import requests
 from django.core.cache import cache
 from django.db import connection
+from redis.exceptions import DataError, ReadOnlyError
 from rest_framework.test import APIClient
 
 from accounts.models import RateCounter
+from project.exception_handler import is_outage
 from tests.conftest import assert_sign_in_unavailable, free_port, run_concurrently
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,3 +278,9 @@ def test_an_unreachable_redis_is_a_json_503_not_a_500(settings):
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
     assert response["Retry-After"] == "5"
+
+
+def test_a_value_redis_py_cannot_send_is_a_bug_not_an_outage():
+    # Raised before anything is sent (a None where a value belongs): a 500 to fix, not a 503 to retry.
+    assert not is_outage(DataError("Invalid input of type: 'NoneType'."))
+    assert is_outage(ReadOnlyError("You can't write against a read only replica."))
