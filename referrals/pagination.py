@@ -135,10 +135,10 @@ class NewestFirstCursor(CursorPagination):
         try:
             # Either alphabet: cursors written before were standard base64, padded.
             padded = encoded.encode("ascii").translate(URL_SAFE_TO_STANDARD) + b"=" * (-len(encoded) % 4)
-            text = b64decode(padded, validate=True).decode("ascii")
-            tokens = parse_qs(text, keep_blank_values=True, strict_parsing=True)
+            decoded = b64decode(padded, validate=True).decode("ascii")
+            tokens = parse_qs(decoded, keep_blank_values=True, strict_parsing=True)
             if not tokens or set(tokens) - CURSOR_TOKENS or any(len(values) > 1 for values in tokens.values()):
-                raise ValueError(text)
+                raise ValueError(decoded)
             offset = _positive_int(tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff)
             reverse = {"0": False, "1": True}[tokens.get("r", ["0"])[0]]
             text, user_id = tokens.get("p", [None])[0], tokens.get("i", [None])[0]
