@@ -192,8 +192,9 @@ def _session_has_processes(session: int) -> bool:
     return True
 
 
-def stopped_within(process: subprocess.Popen, pid: int, signum: int, seconds: float = 5) -> int | None:
-    """`process`'s exit status once `pid` (the entrypoint's bash) has `signum`, or None (then killed) if it lingers."""
+def stopped_within(process: subprocess.Popen, pid: int, signum: int, seconds: float = 5) -> int:
+    """`process`'s exit status once `pid` (the entrypoint's bash) has `signum`; a failure naming what
+    each process of its session was doing (state, kernel wait) if it lingers."""
     os.kill(pid, signum)
     try:
         status = process.wait(timeout=seconds)
@@ -204,7 +205,12 @@ def stopped_within(process: subprocess.Popen, pid: int, signum: int, seconds: fl
             time.sleep(0.05)
         return status
     except subprocess.TimeoutExpired:
-        return None
+        session = subprocess.run(
+            ["ps", "-ww", "-s", str(process.pid), "-o", "pid,ppid,stat,wchan:32,etime,args"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        pytest.fail(f"still running {seconds} s after {signal.Signals(signum).name}:\n{session}")
     finally:
         # Whatever is left of its session, such as a Python still waiting after bash has gone.
         with contextlib.suppress(ProcessLookupError):
