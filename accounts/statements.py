@@ -14,10 +14,14 @@ from accounts.models import User
 LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
 CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
 USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+# The user's row is read under the lock its refresh token's record takes at the commit anyway (the
+# foreign key's FOR KEY SHARE): a deletion must then wait for the sign-in, or the sign-in for the
+# deletion, after which it finds no account (a record for a user deleted in between failed the commit).
 LOCK_AND_READ_PHONE_SQL = f"""
 SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.recent_failures,
        {", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)}
-FROM accounts_lock_phone($1, $2) l LEFT JOIN accounts_user u ON u.phone = $1
+FROM accounts_lock_phone($1, $2) l
+LEFT JOIN LATERAL (SELECT * FROM accounts_user WHERE phone = $1 FOR KEY SHARE) u ON true
 """  # noqa: S608 - the model's own column names
 
 # The phone's sends since $2, newest first, each with the phone's refused checks since $2 (one row

@@ -1,0 +1,189 @@
+"""A staff member deletes an account while its person signs in or refreshes: neither side fails.
+
+Every sign-in and refresh records a refresh token against the user (SimpleJWT's outstanding
+tokens). Django's deletion clears the user's records it has read before it deletes the user, so
+a record committed in between was left pointing at no one, and the deletion failed at its
+commit; a sign-in that read the user before the deletion and committed after it failed too.
+"""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_delete
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+from accounts import services, tokens
+from accounts.models import User
+from referrals.models import Referral
+from tests.conftest import wait_until_a_query_waits_on_a_lock
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+PHONE = "+79990000003"
+SIGN_IN = {"phone": PHONE, "code": "1234"}
+TOKEN_URL, REFRESH_URL = "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"
+
+
+@pytest.fixture(autouse=True)
+def test_phone(settings):
+    settings.OTP_TEST_PHONES = {PHONE: "1234"}  # a fixed code: the sign-in needs no SMS
+
+
+def signed_in() -> dict:
+    response = APIClient().post(TOKEN_URL, SIGN_IN, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def started(work):
+    """work() begun on a connection of its own; call what this returns for its result."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as exc:  # handed to the test, which fails on it
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def result():
+        thread.join(30)
+        assert not thread.is_alive(), "still waiting after 30 s"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return result
+
+
+def in_a_thread(work):
+    """work()'s result, run to its end on a connection of its own."""
+    return started(work)()
+
+
+def delete_in_the_admin(user_id: int):
+    staff = User.objects.create_user("+79000000001", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    return client.post(reverse("admin:accounts_user_delete", args=[user_id]), {"post": "yes"})
+
+
+def test_a_sign_in_recorded_while_the_admin_deletes_its_user():
+    # The deletion has cleared the user's records and deleted the referral row, not yet the user,
+    # when the sign-in records a new one and commits.
+    user_id = signed_in()["user"]["id"]
+    replies = []
+
+    def meanwhile(sender, instance, **kwargs):
+        if instance.user_id == user_id and not replies:
+            replies.append(in_a_thread(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
+
+    post_delete.connect(meanwhile, sender=Referral, dispatch_uid="tests.deletion_races")
+    try:
+        deletion = delete_in_the_admin(user_id)
+    finally:
+        post_delete.disconnect(sender=Referral, dispatch_uid="tests.deletion_races")
+
+    assert replies[0].status_code == 200, replies[0].content
+    assert_deleted_and_unrecorded(deletion, user_id, replies[0].json()["refresh"])
+
+
+def test_a_refresh_recorded_while_the_admin_deletes_its_user(monkeypatch):
+    # The refresh holds its old token's record, which the deletion waits for to clear it, and
+    # records a new one; the deletion goes on once the refresh has committed.
+    refresh_token = signed_in()["refresh"]
+    user_id = User.objects.get(phone=PHONE).pk
+    recording = threading.Event()
+    issue_tokens = tokens.issue_tokens
+
+    def after_the_deletion_waits(*, user):
+        recording.set()
+        wait_until_a_query_waits_on_a_lock()
+        return issue_tokens(user=user)
+
+    monkeypatch.setattr(tokens, "issue_tokens", after_the_deletion_waits)
+    refreshing = started(lambda: APIClient().post(REFRESH_URL, {"refresh": refresh_token}, format="json"))
+    assert recording.wait(10)
+    deleting = started(lambda: delete_in_the_admin(user_id))
+    reply, deletion = refreshing(), deleting()
+
+    assert reply.status_code == 200, reply.content
+    assert_deleted_and_unrecorded(deletion, user_id, reply.json()["refresh"])
+
+
+def assert_deleted_and_unrecorded(deletion, user_id: int, new_refresh: str) -> None:
+    assert deletion.status_code == 302
+    assert not User.objects.filter(pk=user_id).exists()
+    assert OutstandingToken.objects.filter(user_id=user_id).count() == 0
+    assert OutstandingToken.objects.filter(token=new_refresh, user=None).count() == 1  # kept, as the others
+    refused = APIClient().post(REFRESH_URL, {"refresh": new_refresh}, format="json")
+    assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "atomic"])
+def test_a_deletion_waits_for_a_sign_in_that_read_the_account(settings, monkeypatch, batched):
+    # The sign-in has read the account when the admin deletes it: the deletion waits until the
+    # sign-in has committed, then clears its new record with the others.
+    settings.DATABASE_PREPARED_STATEMENTS = batched
+    user_id = signed_in()["user"]["id"]
+    issue_tokens = services.issue_tokens
+
+    def after_the_deletion_waits(*, user):
+        deleting.append(started(lambda: delete_in_the_admin(user.pk)))
+        wait_until_a_query_waits_on_a_lock()
+        return issue_tokens(user=user)
+
+    deleting = []
+    monkeypatch.setattr(services, "issue_tokens", after_the_deletion_waits)
+    reply = APIClient().post(TOKEN_URL, SIGN_IN, format="json")
+
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["created"] is False
+    assert_deleted_and_unrecorded(deleting[0](), user_id, reply.json()["refresh"])
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "atomic"])
+def test_a_sign_in_that_meets_a_deletion_waits_and_creates_a_new_account(settings, batched):
+    # The admin has deleted the user's row and not yet committed when the sign-in reads the
+    # account: it waits, finds no account, and creates one, as a sign-in just after would.
+    settings.DATABASE_PREPARED_STATEMENTS = batched
+    user_id = signed_in()["user"]["id"]
+    signing_in = []
+
+    def meanwhile(sender, instance, **kwargs):
+        if instance.pk == user_id:
+            signing_in.append(started(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
+            wait_until_a_query_waits_on_a_lock()
+
+    post_delete.connect(meanwhile, sender=User, dispatch_uid="tests.deletion_races")
+    try:
+        deletion = delete_in_the_admin(user_id)
+    finally:
+        post_delete.disconnect(sender=User, dispatch_uid="tests.deletion_races")
+    reply = signing_in[0]()
+
+    assert deletion.status_code == 302
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["created"] is True
+    new_id = reply.json()["user"]["id"]
+    assert new_id != user_id
+    assert list(User.objects.filter(phone=PHONE).values_list("pk", flat=True)) == [new_id]
+    assert OutstandingToken.objects.filter(token=reply.json()["refresh"], user_id=new_id).count() == 1
+
+
+def test_the_database_clears_a_deleted_users_records_itself():
+    # A later AlterField of SimpleJWT's key would recreate it without its action (migration accounts/0007).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT confdeltype FROM pg_constraint WHERE conrelid = 'token_blacklist_outstandingtoken'::regclass "
+            "AND confrelid = 'accounts_user'::regclass"
+        )
+        assert cursor.fetchall() == [("n",)]  # ON DELETE SET NULL
