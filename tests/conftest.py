@@ -110,6 +110,26 @@ def run_concurrently(count, work):
     return results
 
 
+def in_a_thread(work, *, deadlock_timeout="1s"):
+    """work() on a connection of its own whose deadlock check waits `deadlock_timeout`: the side
+    with the shorter one finds the cycle, and PostgreSQL fails that side."""
+    outcome = {}
+
+    def run():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('deadlock_timeout', %s, false)", [deadlock_timeout])
+            outcome["response"] = work()
+        except Exception as exc:  # handed to the test, which fails on it
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
 def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1, kinds=None):
     """Until `queries` sessions of this database wait for a lock (of one of `kinds`, PostgreSQL's
     wait_event names such as "advisory" or "transactionid", when given)."""
@@ -127,6 +147,16 @@ def wait_until_a_query_waits_on_a_lock(timeout=10.0, *, queries=1, kinds=None):
                 return
             time.sleep(0.02)
     raise AssertionError(f"fewer than {queries} queries ever waited on a lock{f' of {kinds}' if kinds else ''}")
+
+
+def on_delete_actions(table: str, referenced: str) -> list[str]:
+    """PostgreSQL's actions (confdeltype: "n" is ON DELETE SET NULL) of `table`'s foreign keys to `referenced`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT confdeltype FROM pg_constraint WHERE conrelid = %s::regclass AND confrelid = %s::regclass",
+            [table, referenced],
+        )
+        return [action for (action,) in cursor.fetchall()]
 
 
 def is_postgres():

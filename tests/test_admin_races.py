@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.messages import get_messages
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.signals import post_delete
 from django.test import Client
 from django.urls import reverse
@@ -15,7 +15,7 @@ from accounts.models import User
 from referrals.admin import UserAdmin
 from referrals.models import Referral
 from referrals.services import activate_invite_code
-from tests.conftest import wait_until_a_query_waits_on_a_lock
+from tests.conftest import in_a_thread, wait_until_a_query_waits_on_a_lock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -24,26 +24,6 @@ def staff_client(user):
     client = Client()
     client.force_login(user)
     return client
-
-
-def in_a_thread(work, *, deadlock_timeout="1s"):
-    """work() on a connection of its own whose deadlock check waits `deadlock_timeout`: the side
-    with the shorter one finds the cycle, and PostgreSQL fails that side."""
-    outcome = {}
-
-    def run():
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('deadlock_timeout', %s, false)", [deadlock_timeout])
-            outcome["response"] = work()
-        except Exception as exc:  # handed to the test, which fails on it
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
 
 
 def rows_deleted_then_wait_for(waiting_started):

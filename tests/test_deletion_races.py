@@ -9,7 +9,6 @@ commit; a sign-in that read the user before the deletion and committed after it 
 import threading
 
 import pytest
-from django.db import connection
 from django.db.models.signals import post_delete
 from django.test import Client
 from django.urls import reverse
@@ -19,7 +18,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from accounts import services, tokens
 from accounts.models import User
 from referrals.models import Referral
-from tests.conftest import wait_until_a_query_waits_on_a_lock
+from tests.conftest import in_a_thread, on_delete_actions, wait_until_a_query_waits_on_a_lock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -41,30 +40,19 @@ def signed_in() -> dict:
 
 def started(work):
     """work() begun on a connection of its own; call what this returns for its result."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as exc:  # handed to the test, which fails on it
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, outcome = in_a_thread(work)
 
     def result():
         thread.join(30)
         assert not thread.is_alive(), "still waiting after 30 s"
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["result"]
+        return outcome["response"]
 
     return result
 
 
-def in_a_thread(work):
+def run_in_a_thread(work):
     """work()'s result, run to its end on a connection of its own."""
     return started(work)()
 
@@ -84,7 +72,7 @@ def test_a_sign_in_recorded_while_the_admin_deletes_its_user():
 
     def meanwhile(sender, instance, **kwargs):
         if instance.user_id == user_id and not replies:
-            replies.append(in_a_thread(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
+            replies.append(run_in_a_thread(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
 
     post_delete.connect(meanwhile, sender=Referral, dispatch_uid="tests.deletion_races")
     try:
@@ -181,9 +169,4 @@ def test_a_sign_in_that_meets_a_deletion_waits_and_creates_a_new_account(setting
 
 def test_the_database_clears_a_deleted_users_records_itself():
     # A later AlterField of SimpleJWT's key would recreate it without its action (migration accounts/0007).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT confdeltype FROM pg_constraint WHERE conrelid = 'token_blacklist_outstandingtoken'::regclass "
-            "AND confrelid = 'accounts_user'::regclass"
-        )
-        assert cursor.fetchall() == [("n",)]  # ON DELETE SET NULL
+    assert on_delete_actions("token_blacklist_outstandingtoken", "accounts_user") == ["n"]  # ON DELETE SET NULL
