@@ -64,11 +64,12 @@ WHERE r.user_id = $1
 def activate_invite_code(*, user: User, code: str) -> None:
     """Link `user` to the owner of `code`: once, never their own, never a cycle, even when raced."""
     code = normalize_invite_code(code)
-    if not looks_like_invite_code(code):
-        raise InviteCodeNotFound()
-    own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, [user.pk, code], many=False)
+    # A text no code could be matches no one, but is answered like any other code nobody has: after
+    # the account's state and its activation, which a client must hear about first.
+    params = [user.pk, code if looks_like_invite_code(code) else None]
+    own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, params, many=False)
     if own is None and give_missing_invite_code(user_id=user.pk):
-        own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, [user.pk, code], many=False)
+        own = fetch_prepared("referrals_own_activation", OWN_ACTIVATION_SQL, params, many=False)
     if own is None:
         raise InvalidToken(_("User not found"))
     if not own[1]:

@@ -426,11 +426,11 @@ def test_after_an_activation_every_other_code_is_409_whether_it_exists_or_not(au
     taken = set(Referral.objects.values_list("invite_code", flat=True))
 
     unknown = next(code for code in ("ZZZZZZ", "ZZZZZY", "ZZZZZX") if code not in taken)
-    answers = [activate(client, code) for code in (code_of(make_user()), unknown, code_of(client.user))]
+    answers = [activate(client, code) for code in (code_of(make_user()), unknown, code_of(client.user), NOT_A_CODE)]
 
     assert [(answer.status_code, answer.json()["code"]) for answer in answers] == [
         (409, "invite_code_already_activated")
-    ] * 3
+    ] * 4
 
 
 def test_profile_reply_is_what_the_serializer_describes(authed, make_user):
@@ -488,12 +488,18 @@ def test_disabled_account_cannot_read_or_change_its_profile(authed, make_user):
     assert client.user.first_name == ""
 
 
-def test_disabled_account_cannot_activate_a_code(authed, make_user):
+# A code that no code could be (too short, not of the alphabet) is answered after the account's
+# state too: a client told that no user has it would let a disabled or deleted account try again.
+SOME_CODE, NOT_A_CODE = "some user's code", "zz"
+
+
+@pytest.mark.parametrize("code", [SOME_CODE, NOT_A_CODE])
+def test_disabled_account_cannot_activate_a_code(authed, make_user, code):
     client = authed()
     client.user.is_active = False
     client.user.save()
 
-    response = activate(client, code_of(make_user()))
+    response = activate(client, code_of(make_user()) if code == SOME_CODE else code)
 
     assert response.status_code == 403
     assert response.json()["code"] == "account_disabled"
@@ -521,9 +527,10 @@ def test_refresh_token_of_a_deleted_user_says_there_is_no_account(api, sign_in, 
     assert response.json() == {"code": "token_not_valid", "detail": "No active account found for the given token."}
 
 
-def test_activation_by_a_deleted_users_token_is_token_not_valid(api, sign_in, django_user_model, make_user):
+@pytest.mark.parametrize("code", [SOME_CODE, NOT_A_CODE])
+def test_activation_by_a_deleted_users_token_is_token_not_valid(api, sign_in, django_user_model, make_user, code):
     tokens = sign_in("+79110000001")
-    code = code_of(make_user())
+    code = code_of(make_user()) if code == SOME_CODE else code
     django_user_model.objects.filter(phone="+79110000001").delete()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
 
