@@ -21,7 +21,7 @@ class AuthIPThrottle(SimpleRateThrottle):
     def get_ident(self, request):
         ident = super().get_ident(request)
         try:
-            address = ipaddress.ip_address(ident)
+            address = ipaddress.ip_address(_without_port(ident))
             if address.version == 4:
                 return str(address)
             if address.scope_id:
@@ -47,3 +47,17 @@ class AuthIPThrottle(SimpleRateThrottle):
 
     def wait(self):
         return max(1.0, self.window_ends - time.time())
+
+
+def _without_port(ident: str) -> str:
+    """The address of "203.0.113.7:5678" or "[2001:db8::1]:443", as some proxies write the client
+    (Azure Application Gateway); anything else as it is."""
+    if ident.startswith("["):
+        address, bracket, port = ident[1:].partition("]")
+        if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())):
+            return address
+        return ident
+    address, colon, port = ident.partition(":")
+    if colon and port.isdigit():  # IPv4 with a port; an IPv6 address has more colons than one
+        return address
+    return ident

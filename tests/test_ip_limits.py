@@ -93,6 +93,30 @@ def test_behind_a_proxy_the_forwarded_address_picks_the_bucket(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("client_port", "other_port", "other_client"),
+    [
+        ("198.51.100.1:5678", "198.51.100.1:9999", "198.51.100.2:5678"),
+        ("[2001:db8::1]:443", "[2001:db8::1]:80", "[2001:db8:0:1::1]:443"),
+        ("[2001:db8::1]", "2001:db8::1", "[2001:db8:0:1::1]"),
+    ],
+)
+def test_a_proxy_that_writes_the_clients_port_gives_each_client_its_bucket(
+    settings, client_port, other_port, other_client
+):
+    # Some proxies (Azure Application Gateway) write the client as address:port: read as no address,
+    # every client counted against the proxy, and one client's requests locked everyone out.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.AUTH_IP_RATE = "1/minute"
+    client = APIClient(REMOTE_ADDR="10.0.0.2")  # the proxy
+
+    def status(forwarded_for):
+        return client.post("/api/v1/auth/token/", {}, format="json", HTTP_X_FORWARDED_FOR=forwarded_for).status_code
+
+    assert [status(client_port), status(other_client), status(other_port)] == [400, 400, 429]
+
+
+@pytest.mark.django_db
 def test_a_forwarded_for_that_is_no_address_counts_against_the_peer(settings):
     # A client reaching the server past the proxy writes its own header: never a 500 (the
     # counter's key has a length limit), and no fresh bucket per made-up value either.
