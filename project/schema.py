@@ -62,11 +62,22 @@ class ErrorDoc:
     def of(cls, exception: type[APIException]) -> "ErrorDoc":
         return cls(exception.status_code, exception.default_code, str(exception.default_detail))
 
-    def example(self) -> OpenApiExample:
+    @property
+    def form(self) -> tuple:
+        """What a client tells replies apart by: status, code, and whether `errors` names the fields."""
+        return self.status, self.code, self.errors is not None
+
+    def example(self, *, shares_code: bool = False) -> OpenApiExample:
         value = {"code": self.code, "detail": str(self.detail)}
+        name, summary = self.code, None
         if self.errors is not None:
             value["errors"] = {field: [str(message) for message in messages] for field, messages in self.errors.items()}
-        return OpenApiExample(self.code, value=value, response_only=True, status_codes=[str(self.status)])
+            if shares_code:
+                # The field's code is also a domain error's, sent with `detail` alone (invalid_code: not 4 digits,
+                # or wrong): under one name drf-spectacular would keep only the last of the two examples.
+                fields = ", ".join(f"errors.{field}" for field in self.errors)
+                name, summary = f"{self.code} field", f"{self.code} ({fields})"
+        return OpenApiExample(name, value=value, summary=summary, response_only=True, status_codes=[str(self.status)])
 
 
 def api_errors(*exceptions: type[APIException] | ErrorDoc):
@@ -150,7 +161,8 @@ class AutoSchema(openapi.AutoSchema):
         if self.view.get_throttles():
             docs.append(THROTTLED)
         docs.append(SERVICE_UNAVAILABLE)
-        unique = {(doc.status, doc.code): doc for doc in docs}
+        # One example per form of a reply: a later doc of the same form (the view's own) replaces an earlier one.
+        unique = {doc.form: doc for doc in docs}
         return sorted(unique.values(), key=lambda doc: doc.status)
 
     def _has_request_body(self) -> bool:
@@ -168,14 +180,15 @@ class AutoSchema(openapi.AutoSchema):
         by_status: dict[int, list[ErrorDoc]] = {}
         for doc in self.error_docs():
             by_status.setdefault(doc.status, []).append(doc)
-        return {
-            str(status): OpenApiResponse(
+        responses = {}
+        for status, docs in by_status.items():
+            codes = [doc.code for doc in docs]
+            responses[str(status)] = OpenApiResponse(
                 ErrorSerializer,
-                description=f"{self._title(status)}. Codes: {', '.join(f'`{doc.code}`' for doc in docs)}.",
-                examples=[doc.example() for doc in docs],
+                description=f"{self._title(status)}. Codes: {', '.join(f'`{code}`' for code in dict.fromkeys(codes))}.",
+                examples=[doc.example(shares_code=codes.count(doc.code) > 1) for doc in docs],
             )
-            for status, docs in by_status.items()
-        }
+        return responses
 
     @staticmethod
     def _title(status: int) -> str:
@@ -204,7 +217,8 @@ class AutoSchema(openapi.AutoSchema):
     def get_operation(self, *args, **kwargs):
         operation = super().get_operation(*args, **kwargs)
         if operation is not None:
-            codes = ", ".join(f"`{doc.code}` ({doc.status})" for doc in self.error_docs())
+            replies = dict.fromkeys((doc.code, doc.status) for doc in self.error_docs())
+            codes = ", ".join(f"`{code}` ({status})" for code, status in replies)
             description = operation.get("description", "")
             operation["description"] = f"{description}\n\nError codes: {codes}.".lstrip()
         return operation

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
+from tests.conftest import code_sent_to
 from tests.test_i18n import is_russian
 
 CHECKED_IN = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
@@ -80,9 +81,13 @@ def test_every_error_reply_is_the_envelope(schema):
                 assert example["value"]["code"] in reply["description"], (name, status)
 
 
+def operation(schema, operation_id):
+    (found,) = (operation for _, operation in operations(schema) if operation["operationId"] == operation_id)
+    return found
+
+
 def error_example(schema, operation_id, status, code):
-    (operation,) = (operation for _, operation in operations(schema) if operation["operationId"] == operation_id)
-    examples = operation["responses"][status]["content"]["application/json"]["examples"]
+    examples = operation(schema, operation_id)["responses"][status]["content"]["application/json"]["examples"]
     (example,) = (example["value"] for example in examples.values() if example["value"]["code"] == code)
     return example
 
@@ -103,6 +108,23 @@ def test_error_examples_are_replies_the_api_gives(schema, api, body, status, cod
         status,
         error_example(schema, "v1_auth_code_create", status, code),
     )
+
+
+@pytest.mark.django_db
+def test_both_forms_of_a_refused_code_are_documented(schema, api, outbox):
+    # A code that is not 4 digits is refused with its field under `errors`; a wrong one with only `detail`.
+    phone = "+79110000002"
+    assert api.post("/api/v1/auth/code/", {"phone": phone}, format="json").status_code == 200
+    wrong = "1111" if code_sent_to(outbox, phone) != "1111" else "2222"
+
+    replies = [api.post("/api/v1/auth/token/", {"phone": phone, "code": code}, format="json") for code in ("12", wrong)]
+
+    assert [reply.status_code for reply in replies] == [400, 400]
+    documented = operation(schema, "v1_auth_token_create")["responses"]["400"]["content"]["application/json"]
+    forms = [
+        example["value"] for example in documented["examples"].values() if example["value"]["code"] == "invalid_code"
+    ]
+    assert forms == [reply.json() for reply in replies]
 
 
 @pytest.mark.django_db
