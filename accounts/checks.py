@@ -106,7 +106,25 @@ def sms_provider_is_configured(app_configs, **kwargs):
     missing = [setting for setting in getattr(backend, "required_settings", ()) if not getattr(settings, setting)]
     if missing:
         return [Error(f"SMS_BACKEND={name} needs {' and '.join(missing)}.", id="accounts.E006")]
-    return _provider_settings_are_well_formed(name)
+    return _provider_credentials_are_printable_ascii(backend) + _provider_settings_are_well_formed(name)
+
+
+def _provider_credentials_are_printable_ascii(backend: type) -> list[Error]:
+    # The credentials travel in an HTTP header (Exolve's Bearer key, SMS Aero's Basic auth), written in
+    # Latin-1: a character beyond it ("key\u2026" copied from a shortened display) was a 500 on every code
+    # request, and one within it (\u00e9) would reach the provider as a byte it does not read as we do.
+    errors = []
+    for setting in getattr(backend, "credential_settings", ()):
+        value = getattr(settings, setting)
+        wrong = [(at, char) for at, char in enumerate(value, 1) if not (char.isascii() and char.isprintable())]
+        if wrong:
+            at, char = wrong[0]  # the character and its place, never the value: it is a secret
+            message = (
+                f"{setting} is not printable ASCII (U+{ord(char):04X} at character {at}); the provider's"
+                " credentials travel in an HTTP header. Copy it again from the provider's account."
+            )
+            errors.append(Error(message, id="accounts.E010"))
+    return errors
 
 
 def _provider_settings_are_well_formed(name: str) -> list[Error]:

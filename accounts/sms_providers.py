@@ -19,6 +19,12 @@ from accounts.sms_backends import BaseBackend, SmsDeliveryError
 
 logger = logging.getLogger(__name__)
 
+# A provider's answer to a send is a few hundred bytes. Read whole, a gateway answering 2xx with 400 MiB
+# took a worker from 102 MiB to 1.5 GiB; past this, the answer is a failure and the rest is not read.
+PROVIDER_ANSWER_MAX_BYTES = 64 * 1024
+# Providers' ids are a few dozen characters; the log line of an accepted message keeps at most this many.
+LOGGED_MESSAGE_ID_MAX_CHARS = 100
+
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
     logger.warning("SMS to %s not sent by %s: %s", mask_phone(phone), provider, reason)
@@ -56,6 +62,24 @@ def _within_sms_timeout(provider: str, phone: str, call: Callable[[], str]) -> s
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class _AnswerTooLong(Exception):
+    """The provider's answer went past PROVIDER_ANSWER_MAX_BYTES."""
+
+
+def _read_answer(response: requests.Response) -> None:
+    """Reads the body of a `stream=True` response, decompressed, into the response (its json() and text use it).
+
+    _AnswerTooLong once it passes PROVIDER_ANSWER_MAX_BYTES, before the rest reaches memory.
+    """
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=16 * 1024):
+        body += chunk
+        if len(body) > PROVIDER_ANSWER_MAX_BYTES:
+            raise _AnswerTooLong
+    # What Response.content does, within the bound: requests keeps the body it read in _content.
+    response._content = bytes(body)
 
 
 def _require(provider: str, phone: str, *names: str) -> None:
@@ -96,11 +120,23 @@ class _SmsAeroGate(SmsAero):
         # the body of any status: one POST here, and only a 2xx answer can be a success.
         url = self.build_url(proto, selector, self._gate_url, page)
         try:
-            response = self._session.post(url, json=data or {}, timeout=self._timeout, allow_redirects=False)
+            response = self._session.post(
+                url, json=data or {}, timeout=self._timeout, allow_redirects=False, stream=True
+            )
         except requests.RequestException as exc:
             raise SmsAeroConnectionException from exc
-        if not 200 <= response.status_code < 300:
-            raise SmsAeroException(f"answered HTTP {response.status_code}")
+        except ValueError as exc:
+            # requests writes Basic auth in Latin-1 (UnicodeEncodeError); the accounts.E010 check refuses such
+            # credentials at start-up. The exception's own text is not passed on: it may quote a credential.
+            names = "SMSAERO_EMAIL and SMSAERO_API_KEY"
+            raise ValueError(f"cannot build the request ({type(exc).__name__}): are {names} printable ASCII?") from exc
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise SmsAeroException(f"answered HTTP {response.status_code}")
+            try:
+                _read_answer(response)
+            except requests.RequestException as exc:
+                raise SmsAeroConnectionException from exc
         return self.check_response(response)
 
     def build_url(self, proto: str, selector: str, gate: str, page: int | None = None) -> str:
@@ -117,11 +153,14 @@ class ProviderBackend(BaseBackend):
 
     provider = ""
     required_settings: tuple[str, ...] = ()
+    # Those sent in an HTTP header: the accounts.E010 check holds them to printable ASCII.
+    credential_settings: tuple[str, ...] = ()
 
     def send(self, *, phone: str, text: str) -> None:
         _require(self.provider, phone, *self.required_settings)
         message_id = _within_sms_timeout(self.provider, phone, lambda: self.deliver(phone=phone, text=text))
-        logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, message_id)
+        logged_id = message_id[:LOGGED_MESSAGE_ID_MAX_CHARS]
+        logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, logged_id)
 
     def deliver(self, *, phone: str, text: str) -> str:
         """The provider's id of the accepted message, or SmsDeliveryError."""
@@ -131,6 +170,7 @@ class ProviderBackend(BaseBackend):
 class SmsAeroBackend(ProviderBackend):
     provider = "SMS Aero"
     required_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY", "SMSAERO_URL")
+    credential_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY")
 
     def deliver(self, *, phone: str, text: str) -> str:
         try:
@@ -145,6 +185,8 @@ class SmsAeroBackend(ProviderBackend):
                 answer = client.send_sms(number=int(phone.lstrip("+")), text=text)
             finally:
                 client.close()
+        except _AnswerTooLong as exc:
+            raise _fail(self.provider, phone, f"answered more than {PROVIDER_ANSWER_MAX_BYTES} bytes") from exc
         except SmsAeroNoMoneyException as exc:
             raise _fail(self.provider, phone, "no money on the account") from exc
         except SmsAeroConnectionException as exc:
@@ -153,7 +195,8 @@ class SmsAeroBackend(ProviderBackend):
         except SmsAeroException as exc:
             raise _fail(self.provider, phone, f"refused: {str(exc)[:200]}") from exc
         except (ValueError, TypeError) as exc:
-            # The library's own checks of the number, text and signature, and ours of the e-mail.
+            # The library's own checks of the number, text and signature, ours of the e-mail, and a
+            # request that cannot be built from the credentials.
             raise _fail(self.provider, phone, f"invalid request: {str(exc)[:200]}") from exc
         except (AttributeError, KeyError, RecursionError) as exc:
             # The library reads the answer assuming a JSON object with the keys it expects (and
@@ -168,6 +211,7 @@ class SmsAeroBackend(ProviderBackend):
 class ExolveBackend(ProviderBackend):
     provider = "Exolve"
     required_settings = ("EXOLVE_API_KEY", "EXOLVE_SENDER", "EXOLVE_URL")
+    credential_settings = ("EXOLVE_API_KEY",)
 
     def deliver(self, *, phone: str, text: str) -> str:
         url = f"{settings.EXOLVE_URL.rstrip('/')}/messaging/v1/SendSMS"
@@ -178,13 +222,26 @@ class ExolveBackend(ProviderBackend):
                 headers={"Authorization": f"Bearer {settings.EXOLVE_API_KEY}"},
                 timeout=settings.SMS_TIMEOUT,
                 allow_redirects=False,
+                stream=True,
             )
         except requests.Timeout as exc:
             raise _fail(self.provider, phone, f"no answer within {settings.SMS_TIMEOUT} s") from exc
         except requests.RequestException as exc:
             raise _fail(self.provider, phone, f"cannot connect to {url} ({type(exc).__name__})") from exc
-        if not 200 <= response.status_code < 300:
-            raise _fail(self.provider, phone, f"answered HTTP {response.status_code}")
+        except ValueError as exc:
+            # http.client writes headers in Latin-1 (UnicodeEncodeError); the accounts.E010 check refuses such
+            # a key at start-up. The exception's own text is not logged: it may quote the header, key and all.
+            reason = f"cannot build the request ({type(exc).__name__}): is EXOLVE_API_KEY printable ASCII?"
+            raise _fail(self.provider, phone, reason) from exc
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise _fail(self.provider, phone, f"answered HTTP {response.status_code}")
+            try:
+                _read_answer(response)
+            except _AnswerTooLong as exc:
+                raise _fail(self.provider, phone, f"answered more than {PROVIDER_ANSWER_MAX_BYTES} bytes") from exc
+            except requests.RequestException as exc:  # a read timeout too: requests makes it a ConnectionError here
+                raise _fail(self.provider, phone, f"broke off its answer ({type(exc).__name__})") from exc
         try:
             message_id = _message_id(response.json()["message_id"])
         except (ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep

@@ -1,14 +1,19 @@
 import base64
+import gzip
+import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 
 from accounts.sms_backends import SmsDeliveryError, get_backend
@@ -170,8 +175,8 @@ def test_smsaero_url_without_trailing_slash_still_reaches_sms_send(smsaero, sett
         (200, b""),
         (200, []),
         (200, {}),
-        (200, b"[" * 100_000 + b"]" * 100_000),  # nested past json's recursion limit
-        (200, b'{"success": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        (200, b"[" * 30_000 + b"]" * 30_000),  # nested past json's recursion limit, within 64 KiB
+        (200, b'{"success": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"),
     ],
 )
 def test_provider_failure_replies_raise_delivery_error(provider, status, body):
@@ -432,3 +437,164 @@ def test_send_test_sms_exits_non_zero_on_failure():
 
     assert result.returncode != 0
     assert "cannot connect" in result.stderr
+
+
+# Credentials an HTTP header cannot carry: http.client writes headers in Latin-1, and requests Basic auth.
+
+CREDENTIALS = [("exolve", "EXOLVE_API_KEY"), ("smsaero", "SMSAERO_API_KEY"), ("smsaero", "SMSAERO_EMAIL")]
+# A key copied from a shortened display, a Latin-1 letter (sent, but not as the provider stored it), a control.
+NOT_PRINTABLE_ASCII = ["\u2026", "\u00e9", "\x7f"]
+
+
+def spoil(settings, setting, character):
+    value = getattr(settings, setting)
+    if setting == "SMSAERO_EMAIL":  # still an e-mail address: email-validator accepts non-ASCII ones
+        local, domain = value.split("@")
+        setattr(settings, setting, f"{local}{character}@{domain}")
+    else:
+        setattr(settings, setting, f"{value}{character}")
+
+
+@pytest.mark.parametrize(("name", "setting"), CREDENTIALS)
+@pytest.mark.parametrize("character", NOT_PRINTABLE_ASCII)
+def test_a_credential_that_is_not_printable_ascii_fails_the_system_check(settings, fake, name, setting, character):
+    configure(settings, name, fake.url)
+    if setting != "SMSAERO_EMAIL":
+        setattr(settings, setting, "".join(map(chr, range(0x20, 0x7F))))  # every printable ASCII character
+    assert [error.id for error in run_checks() if error.is_serious()] == []
+
+    spoil(settings, setting, character)
+    serious = [error for error in run_checks() if error.is_serious()]
+
+    [error] = [error for error in serious if error.id == "accounts.E010"]
+    assert {error.id for error in serious} <= {"accounts.E010", "accounts.E009"}  # E009: "\x7f" makes no e-mail
+    assert error.msg.startswith(f"{setting} is not printable ASCII (U+{ord(character):04X} at character ")
+    assert getattr(settings, setting) not in error.msg  # a credential is never repeated
+
+
+@pytest.mark.parametrize(("name", "setting"), CREDENTIALS)
+def test_a_credential_http_cannot_carry_is_a_delivery_error_naming_it(settings, fake, name, setting):
+    configure(settings, name, fake.url)
+    spoil(settings, setting, "\u2026")
+
+    with pytest.raises(SmsDeliveryError, match=f"{setting}.*printable ASCII"):
+        send()
+
+    assert fake.received == []
+
+
+def test_send_test_sms_names_a_credential_http_cannot_carry(exolve, settings):
+    settings.EXOLVE_API_KEY = f"{EXOLVE_KEY}\u2026"
+
+    with pytest.raises(CommandError, match="EXOLVE_API_KEY"):
+        call_command("send_test_sms", PHONE, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_credential_http_cannot_carry_is_503_not_500(api, exolve, settings):
+    settings.EXOLVE_API_KEY = f"{EXOLVE_KEY}\u2026"
+    api.raise_request_exception = False
+
+    response = api.post(CODE_URL, {"phone": PHONE}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "sms_delivery_failed"
+
+
+# The answer's size: no provider answers a send with more than a few hundred bytes.
+
+ANSWER_LIMIT = 64 * 1024
+
+
+def padded(body: dict, size: int) -> bytes:
+    """`body` as JSON of exactly `size` bytes, padded with a key the backends ignore."""
+    bare = json.dumps({**body, "padding": ""}).encode()
+    return json.dumps({**body, "padding": "x" * (size - len(bare))}).encode()
+
+
+def test_an_answer_longer_than_the_limit_is_a_delivery_error(provider):
+    provider.answers(200, padded(ACCEPTED[provider.name], ANSWER_LIMIT))
+    send()  # at the limit: accepted
+
+    provider.answers(200, padded(ACCEPTED[provider.name], ANSWER_LIMIT + 1))
+    with pytest.raises(SmsDeliveryError, match=f"answered more than {ANSWER_LIMIT} bytes"):
+        send()
+
+
+def test_the_limit_holds_for_the_decompressed_answer(provider):
+    bomb = gzip.compress(json.dumps(ACCEPTED[provider.name]).encode() + b" " * 50_000_000)  # 50 kB sent, 50 MB read
+    provider.answers(200, bomb, headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(SmsDeliveryError, match=f"answered more than {ANSWER_LIMIT} bytes"):
+        send()
+
+
+@pytest.fixture
+def endless():
+    """A provider that answers 200 with a 256 MiB body, written until the client hangs up; `sent` counts it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EndlessAnswer)
+    server.sent, server.stopped = 0, threading.Event()
+    server.handle_error = lambda request, address: None  # the client hung up: that is the point
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.stopped.set()  # a client still reading (one without the limit) then ends by its read timeout
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+class EndlessAnswer(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    size = 256 * 1024**2
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(self.size))
+        self.end_headers()
+        block = b" " * 65536
+        while self.server.sent < self.size and not self.server.stopped.is_set():
+            self.wfile.write(block)
+            self.server.sent += len(block)
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.mark.parametrize("name", ["exolve", "smsaero"])
+def test_a_huge_answer_is_not_read_past_the_limit(settings, endless, name):
+    host, port = endless.server_address[:2]
+    configure(settings, name, f"http://{host}:{port}")
+
+    with pytest.raises(SmsDeliveryError, match=f"answered more than {ANSWER_LIMIT} bytes"):
+        send()
+
+    time.sleep(0.2)  # the server's writes fail once the client's socket is closed: let the last one end
+    assert endless.sent < 64 * 1024**2  # what the two sockets' buffers took (a few MiB), not the 256 MiB
+
+
+@pytest.mark.django_db
+def test_an_answer_longer_than_the_limit_is_503_and_logged(api, provider, caplog):
+    provider.answers(200, padded(ACCEPTED[provider.name], 400_000))
+
+    response = api.post(CODE_URL, {"phone": PHONE}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "sms_delivery_failed"
+    [warning] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warning.endswith(f"answered more than {ANSWER_LIMIT} bytes")
+
+
+def test_a_long_message_id_is_logged_cut_short(provider, caplog):
+    caplog.set_level(logging.INFO)
+    long_id = "7" * 5000
+    body = {"message_id": long_id} if provider.name == "exolve" else {"success": True, "data": {"id": long_id}}
+    provider.answers(200, body)
+
+    send()
+
+    [accepted] = [record.getMessage() for record in caplog.records if "accepted by" in record.getMessage()]
+    assert "7" * 100 in accepted
+    assert "7" * 101 not in accepted
