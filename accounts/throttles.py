@@ -54,10 +54,14 @@ def _without_port(ident: str) -> str:
     (Azure Application Gateway); anything else as it is."""
     if ident.startswith("["):
         address, bracket, port = ident[1:].partition("]")
-        if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())):
+        if bracket and (port == "" or (port[:1] == ":" and _is_port(port[1:]))):
             return address
         return ident
     address, colon, port = ident.partition(":")
-    if colon and port.isdigit():  # IPv4 with a port; an IPv6 address has more colons than one
+    if colon and _is_port(port):  # IPv4 with a port; an IPv6 address has more colons than one
         return address
     return ident
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit() alone takes other scripts' digits too

@@ -521,6 +521,20 @@ def test_an_answer_longer_than_the_limit_is_a_delivery_error(provider):
         send()
 
 
+@pytest.mark.parametrize("how", ["gzip", "in pieces"])
+def test_a_usual_answer_read_within_the_limit_is_accepted(provider, how):
+    # The bounded read decompresses and gathers the answer as requests' own reading did.
+    body = json.dumps(ACCEPTED[provider.name]).encode()
+    if how == "gzip":
+        provider.answers(200, gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    else:
+        provider.answers(200, body, trickle=0.001)  # a byte at a time, headers too
+
+    send()
+
+    assert len(provider.received) == 1
+
+
 def test_the_limit_holds_for_the_decompressed_answer(provider):
     bomb = gzip.compress(json.dumps(ACCEPTED[provider.name]).encode() + b" " * 50_000_000)  # 50 kB sent, 50 MB read
     provider.answers(200, bomb, headers={"Content-Encoding": "gzip"})

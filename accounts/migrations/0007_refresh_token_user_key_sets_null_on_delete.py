@@ -23,6 +23,7 @@ def _replace_user_foreign_key(schema_editor, on_delete: str) -> None:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(USER_FOREIGN_KEY)
         (name,) = cursor.fetchone()
+    name = schema_editor.quote_name(name)
     schema_editor.execute(
         f"ALTER TABLE {TABLE} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} "
         f"FOREIGN KEY (user_id) REFERENCES accounts_user (id) {on_delete} DEFERRABLE INITIALLY DEFERRED"
