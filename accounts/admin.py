@@ -158,10 +158,28 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
             queryset = queryset.select_for_update(no_key=True, of=("self",))
         return queryset
 
+    # Django's collector reads what refers to a user, clears or deletes it, and then deletes the
+    # user. Locked first, the users' rows keep sign-ins and refreshes (which read the user under
+    # FOR KEY SHARE before they record a refresh token) waiting for the deletion: none can record a
+    # token the collector has not seen, nor hold a record the deletion must clear while it waits for
+    # the user's row (a deadlock).
+    def delete_model(self, request, obj):
+        _lock_for_deletion([obj.pk])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        _lock_for_deletion(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+
     def user_change_password(self, request, id, form_url=""):
         # Django runs this view outside a transaction, and the row's lock needs one.
         with transaction.atomic(using=router.db_for_write(self.model)):
             return super().user_change_password(request, id, form_url)
+
+
+def _lock_for_deletion(user_ids) -> None:
+    # In the deletion's transaction (the delete view's, the list action's); by id, as two deletions lock.
+    list(User.objects.select_for_update(of=("self",)).filter(pk__in=list(user_ids)).order_by("pk").values_list("pk"))
 
 
 class SignInRecordAdmin(PhoneSearchMixin, admin.ModelAdmin):

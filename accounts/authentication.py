@@ -56,12 +56,12 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
 def _verified_token(raw_token: bytes) -> Token:
     # A refusal raises, and lru_cache keeps no exceptions: a bad token is checked in full each time.
     token = JWTStatelessUserAuthentication().get_validated_token(raw_token)
-    if not _names_a_user_id(token.get(api_settings.USER_ID_CLAIM)):  # AccessTokenUser.id, read by every view
+    if not names_a_user_id(token.get(api_settings.USER_ID_CLAIM)):  # AccessTokenUser.id, read by every view
         raise InvalidToken(_("Token contained no recognizable user identification"))
     return token
 
 
-def _names_a_user_id(claim) -> bool:
+def names_a_user_id(claim) -> bool:
     # A primary key as SimpleJWT writes it (a string of digits) or as a number; never True, 1.5 or
     # a number past the bigint a query would fail on.
     if isinstance(claim, str) and claim.isascii() and claim.isdigit():

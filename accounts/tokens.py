@@ -8,6 +8,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import BlacklistMixin, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from accounts.authentication import names_a_user_id
 from accounts.models import User
 from project.prepared_statements import run_prepared
 
@@ -64,6 +65,7 @@ def _lock_live_refresh_token(token: str) -> OutstandingToken:
         refresh = RefreshToken(token)
     except TokenError as exc:
         raise InvalidToken(exc.args[0]) from exc
+    _lock_user(refresh.get(api_settings.USER_ID_CLAIM))
     # The row lock makes "not yet blacklisted, so blacklist it" one step: of two
     # concurrent uses of one refresh token, the second waits and then sees the first's.
     outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh[api_settings.JTI_CLAIM]).first()
@@ -72,3 +74,15 @@ def _lock_live_refresh_token(token: str) -> OutstandingToken:
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise InvalidToken(_("Token is blacklisted"))
     return outstanding
+
+
+def _lock_user(user_id) -> None:
+    """The token's user under the lock its new record's key takes at the commit anyway (FOR KEY SHARE),
+    taken before the record's: an admin's deletion locks the user first, then the records, so
+    a refresh that locked its record first and the user at its commit could deadlock with it."""
+    if not connection.features.has_select_for_update:
+        return  # SQLite: one writer at a time
+    if not names_a_user_id(user_id):
+        return  # no user's id: the record, read next, names the user or no one
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s FOR KEY SHARE", [int(user_id)])  # noqa: S608

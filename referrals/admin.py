@@ -145,10 +145,10 @@ class UserAdmin(InviteCodeSearchMixin, AccountsUserAdmin):
         url = reverse("admin:accounts_user_invite_tree", args=[user.pk])
         return format_html('<a href="{}">{}</a>', url, _("Invitees and inviters of this user"))
 
-    # A deletion locks the user's referral row, then their inviter's (the count, the newest
-    # invitees), then the user's row; a phone change locks the user's row, then the inviter's
-    # referral row (the newest invitees' phones). Two staff members doing both at once can
-    # deadlock, and PostgreSQL fails one of them: that one is taken again.
+    # A deletion locks the user's row (accounts.admin), then the user's referral row, then their
+    # inviter's (the count, the newest invitees): against an activation in the same tree, which locks
+    # referral rows in primary-key order, it can deadlock, and PostgreSQL fails one of them. The
+    # admin's side is taken again.
     @retried_admin_write
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)

@@ -38,9 +38,9 @@ def signed_in() -> dict:
     return response.json()
 
 
-def started(work):
+def started(work, *, deadlock_timeout="1s"):
     """work() begun on a connection of its own; call what this returns for its result."""
-    thread, outcome = in_a_thread(work)
+    thread, outcome = in_a_thread(work, deadlock_timeout=deadlock_timeout)
 
     def result():
         thread.join(30)
@@ -52,36 +52,37 @@ def started(work):
     return result
 
 
-def run_in_a_thread(work):
-    """work()'s result, run to its end on a connection of its own."""
-    return started(work)()
-
-
-def delete_in_the_admin(user_id: int):
+def delete_in_the_admin(user_id: int, *, from_the_list: bool = False):
     staff = User.objects.create_user("+79000000001", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(staff)
+    if from_the_list:
+        data = {"action": "delete_selected", "_selected_action": [user_id], "post": "yes"}
+        return client.post(reverse("admin:accounts_user_changelist"), data)
     return client.post(reverse("admin:accounts_user_delete", args=[user_id]), {"post": "yes"})
 
 
-def test_a_sign_in_recorded_while_the_admin_deletes_its_user():
-    # The deletion has cleared the user's records and deleted the referral row, not yet the user,
-    # when the sign-in records a new one and commits.
+@pytest.mark.parametrize("from_the_list", [False, True], ids=["its page", "the list"])
+def test_a_sign_in_during_a_deletion_waits_for_it_and_creates_a_new_account(from_the_list):
+    # The deletion has read and cleared the user's records and deleted the referral row, not yet
+    # the user, when the sign-in comes: it waits (the deletion locked the user's row before reading
+    # anything), so it cannot record a token the deletion has not seen.
     user_id = signed_in()["user"]["id"]
-    replies = []
+    signing_in = []
 
     def meanwhile(sender, instance, **kwargs):
-        if instance.user_id == user_id and not replies:
-            replies.append(run_in_a_thread(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
+        if instance.user_id == user_id and not signing_in:
+            signing_in.append(started(lambda: APIClient().post(TOKEN_URL, SIGN_IN, format="json")))
+            wait_until_a_query_waits_on_a_lock()
 
     post_delete.connect(meanwhile, sender=Referral, dispatch_uid="tests.deletion_races")
     try:
-        deletion = delete_in_the_admin(user_id)
+        deletion = delete_in_the_admin(user_id, from_the_list=from_the_list)
     finally:
         post_delete.disconnect(sender=Referral, dispatch_uid="tests.deletion_races")
 
-    assert replies[0].status_code == 200, replies[0].content
-    assert_deleted_and_unrecorded(deletion, user_id, replies[0].json()["refresh"])
+    assert deletion.status_code == 302
+    assert_signed_in_anew(signing_in[0](), user_id)
 
 
 def test_a_refresh_recorded_while_the_admin_deletes_its_user(monkeypatch):
@@ -100,7 +101,8 @@ def test_a_refresh_recorded_while_the_admin_deletes_its_user(monkeypatch):
     monkeypatch.setattr(tokens, "issue_tokens", after_the_deletion_waits)
     refreshing = started(lambda: APIClient().post(REFRESH_URL, {"refresh": refresh_token}, format="json"))
     assert recording.wait(10)
-    deleting = started(lambda: delete_in_the_admin(user_id))
+    # Were the two to deadlock, PostgreSQL would fail the refresh (the admin would delete again).
+    deleting = started(lambda: delete_in_the_admin(user_id), deadlock_timeout="30s")
     reply, deletion = refreshing(), deleting()
 
     assert reply.status_code == 200, reply.content
@@ -159,10 +161,14 @@ def test_a_sign_in_that_meets_a_deletion_waits_and_creates_a_new_account(setting
     reply = signing_in[0]()
 
     assert deletion.status_code == 302
+    assert_signed_in_anew(reply, user_id)
+
+
+def assert_signed_in_anew(reply, deleted_id: int) -> None:
     assert reply.status_code == 200, reply.content
     assert reply.json()["created"] is True
     new_id = reply.json()["user"]["id"]
-    assert new_id != user_id
+    assert new_id != deleted_id
     assert list(User.objects.filter(phone=PHONE).values_list("pk", flat=True)) == [new_id]
     assert OutstandingToken.objects.filter(token=reply.json()["refresh"], user_id=new_id).count() == 1
 
