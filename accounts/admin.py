@@ -56,8 +56,19 @@ class UserAddForm(PhoneFieldMixin, AdminUserCreationForm):
         fields = ("phone",)
 
 
+PERSON_NAMES = ("first_name", "last_name")
+USER_FIELD_NAMES = {field.name for field in User._meta.concrete_fields}
+
+
 class UserEditForm(PhoneFieldMixin, UserChangeForm):
     phone = written_phone_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The names as the page showed them come back with the form, so that a name is changed only
+        # when staff changed it (UserAdmin.save_model): the person may rename themselves meanwhile.
+        for name in PERSON_NAMES:
+            self.fields[name].show_hidden_initial = True
 
     # Read as PATCH /me/ reads them: a name staff pasted must not reorder what an inviter's list shows.
     def clean_first_name(self):
@@ -157,6 +168,14 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
             # reached the row is waited for, and the page then finds the user gone.
             queryset = queryset.select_for_update(no_key=True, of=("self",))
         return queryset
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only what staff changed: the form holds every field as the page showed it, and the names
+        # may have changed since (PATCH /me/); none changed, nothing is written.
+        obj.save(update_fields=[name for name in form.changed_data if name in USER_FIELD_NAMES])
 
     # Django's collector reads what refers to a user, clears or deletes it, and then deletes the
     # user. Locked first, the users' rows keep sign-ins and refreshes (which read the user under

@@ -240,6 +240,38 @@ def test_the_change_form_reads_names_as_the_api_does(admin_client, make_user, fi
         assert user.first_name == saved
 
 
+def test_a_name_the_person_changed_while_the_page_was_open_is_kept(admin_client, authed, make_user):
+    # Staff opens the page, the person renames themselves (PATCH /me/), staff saves another field:
+    # the page wrote back the names it had shown, undoing the person's change.
+    user = make_user("+79110000002", first_name="Old")
+    page = admin_client.get(change_url(user)).content.decode()
+    shown = dict(re.findall(r'<input type="hidden" name="(initial-[a-z_]+)"(?: value="([^"]*)")?', page))
+    assert shown == {"initial-first_name": "Old", "initial-last_name": ""}  # what the page showed
+    renamed = authed(user).patch("/api/v1/me/", {"first_name": "Ivan"}, format="json")
+    assert renamed.status_code == 200
+
+    form = {"phone": user.phone, "first_name": "Old", "last_name": "", "is_active": "on", "is_staff": "on"}
+    form |= {"last_login_0": "", "last_login_1": "", "date_joined_0": "2024-01-01", "date_joined_1": "00:00:00"}
+    response = admin_client.post(change_url(user), form | shown)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert (user.first_name, user.is_staff) == ("Ivan", True)
+
+
+def test_a_name_staff_changed_is_saved_over_the_persons(admin_client, authed, make_user):
+    user = make_user("+79110000002", first_name="Old")
+    authed(user).patch("/api/v1/me/", {"first_name": "Ivan"}, format="json")
+    form = {"phone": user.phone, "first_name": "Anna", "last_name": "", "is_active": "on"}
+    form |= {"last_login_0": "", "last_login_1": "", "date_joined_0": "2024-01-01", "date_joined_1": "00:00:00"}
+
+    response = admin_client.post(change_url(user), form | {"initial-first_name": "Old", "initial-last_name": ""})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert user.first_name == "Anna"
+
+
 def test_posting_the_change_form_edits_names_but_not_invite_data(admin_client, make_user):
     inviter, user, stranger = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
     invite(user, by=inviter)
