@@ -9,7 +9,7 @@ commit; a sign-in that read the user before the deletion and committed after it 
 import threading
 
 import pytest
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_delete
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -17,6 +17,8 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts import services, tokens
 from accounts.models import User
+from project.deadlocks import is_deadlock
+from referrals import services as referral_services
 from referrals.models import Referral
 from tests.conftest import in_a_thread, on_delete_actions, wait_until_a_query_waits_on_a_lock
 
@@ -25,6 +27,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 PHONE = "+79990000003"
 SIGN_IN = {"phone": PHONE, "code": "1234"}
 TOKEN_URL, REFRESH_URL = "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"
+INVITE_URL = "/api/v1/me/invite/"
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +86,34 @@ def test_a_sign_in_during_a_deletion_waits_for_it_and_creates_a_new_account(from
 
     assert deletion.status_code == 302
     assert_signed_in_anew(signing_in[0](), user_id)
+
+
+def test_an_activation_during_the_deletion_of_its_user_waits_for_it(monkeypatch, make_user):
+    # The deletion holds the user's row and has not yet deleted the referral row when the user
+    # activates a code. The activation's trigger reads its user FOR SHARE: taken after the referral
+    # row, against the deletion's order, the two deadlocked (PostgreSQL failed the activation).
+    account = signed_in()
+    inviter_code = Referral.objects.get(user=make_user()).invite_code
+    deadlocks = []
+    monkeypatch.setattr(referral_services, "is_deadlock", lambda exc: deadlocks.append(exc) or is_deadlock(exc))
+    activating = []
+
+    def meanwhile(sender, instance, **kwargs):
+        if instance.user_id == account["user"]["id"] and not activating:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {account['access']}")
+            activating.append(started(lambda: client.post(INVITE_URL, {"invite_code": inviter_code}, format="json")))
+            wait_until_a_query_waits_on_a_lock()
+
+    pre_delete.connect(meanwhile, sender=Referral, dispatch_uid="tests.deletion_races")
+    try:
+        deletion = started(lambda: delete_in_the_admin(account["user"]["id"]), deadlock_timeout="30s")()
+    finally:
+        pre_delete.disconnect(sender=Referral, dispatch_uid="tests.deletion_races")
+
+    assert deletion.status_code == 302
+    assert activating[0]().status_code == 401  # the user is gone
+    assert deadlocks == []
 
 
 def test_a_refresh_recorded_while_the_admin_deletes_its_user(monkeypatch):
