@@ -67,8 +67,10 @@ class UserEditForm(PhoneFieldMixin, UserChangeForm):
         super().__init__(*args, **kwargs)
         # The names as the page showed them come back with the form, so that a name is changed only
         # when staff changed it (UserAdmin.save_model): the person may rename themselves meanwhile.
+        # A post without them (a page from before) is compared with the stored names.
         for name in PERSON_NAMES:
-            self.fields[name].show_hidden_initial = True
+            if not self.is_bound or self.add_initial_prefix(name) in self.data:
+                self.fields[name].show_hidden_initial = True
 
     # Read as PATCH /me/ reads them: a name staff pasted must not reorder what an inviter's list shows.
     def clean_first_name(self):

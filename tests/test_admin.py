@@ -272,6 +272,31 @@ def test_a_name_staff_changed_is_saved_over_the_persons(admin_client, authed, ma
     assert user.first_name == "Anna"
 
 
+def test_a_page_shown_again_after_an_error_keeps_the_names_it_first_showed(admin_client, make_user):
+    user = make_user("+79110000002", first_name="Old")
+    form = {"phone": user.phone, "first_name": "Anna", "last_name": "evil\u202e", "is_active": "on"}
+    form |= {"last_login_0": "", "last_login_1": "", "date_joined_0": "2024-01-01", "date_joined_1": "00:00:00"}
+
+    page = admin_client.post(change_url(user), form | {"initial-first_name": "Old", "initial-last_name": ""})
+
+    assert page.status_code == 200  # the last name is refused
+    assert re.search(r'name="initial-first_name" value="Old"', page.content.decode())  # not staff's "Anna"
+
+
+def test_a_name_cleared_on_a_page_without_the_shown_names_is_cleared(admin_client, make_user):
+    # A page from before the names were sent back (or any client that leaves them out) is compared
+    # with the stored names, as before.
+    user = make_user("+79110000002", first_name="Old")
+    form = {"phone": user.phone, "first_name": "", "last_name": "", "is_active": "on"}
+    form |= {"last_login_0": "", "last_login_1": "", "date_joined_0": "2024-01-01", "date_joined_1": "00:00:00"}
+
+    response = admin_client.post(change_url(user), form)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert user.first_name == ""
+
+
 def test_posting_the_change_form_edits_names_but_not_invite_data(admin_client, make_user):
     inviter, user, stranger = make_user("+79110000001"), make_user("+79110000002"), make_user("+79110000003")
     invite(user, by=inviter)
