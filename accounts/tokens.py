@@ -10,6 +10,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.authentication import names_a_user_id
 from accounts.models import User
+from accounts.row_locks import lock_user_row
 from project.prepared_statements import run_prepared
 
 _outstanding = OutstandingToken._meta
@@ -80,9 +81,5 @@ def _lock_user(user_id) -> None:
     """The token's user under the lock its new record's key takes at the commit anyway (FOR KEY SHARE),
     taken before the record's: an admin's deletion locks the user first, then the records, so
     a refresh that locked its record first and the user at its commit could deadlock with it."""
-    if not connection.features.has_select_for_update:
-        return  # SQLite: one writer at a time
-    if not names_a_user_id(user_id):
-        return  # no user's id: the record, read next, names the user or no one
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s FOR KEY SHARE", [int(user_id)])  # noqa: S608
+    if names_a_user_id(user_id):  # else the record, read next, names the user or no one
+        lock_user_row(int(user_id), mode="KEY SHARE")

@@ -9,6 +9,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.exceptions import AccountDisabled
 from accounts.models import User
+from accounts.row_locks import lock_user_row
 from project.deadlocks import is_deadlock
 from project.prepared_statements import fetch_prepared
 from referrals.exceptions import (
@@ -109,7 +110,10 @@ def _activate(*, user_id: int, inviter_id: int) -> bool:
     # primary-key order, so activations cannot deadlock each other (a deletion can: see
     # activate_invite_code). On SQLite every write transaction is IMMEDIATE: they simply run
     # one at a time.
-    _share_lock_user(user_id)
+    # The lock the activation's trigger takes on the user's row (referrals/0009), taken before the
+    # referral rows: the admin's deletion locks the user's row, then the referral rows, and the
+    # other order deadlocked with it.
+    lock_user_row(user_id, mode="SHARE")
     root_id = _root_of(inviter_id)
     rows = Referral.objects.select_for_update().filter(pk__in={user_id, inviter_id, root_id}).order_by("pk")
     locked = {row.pk: row for row in rows}
@@ -145,15 +149,6 @@ WITH RECURSIVE chain (user_id, invited_by_id, depth) AS (
 )
 SELECT user_id FROM chain WHERE invited_by_id IS NULL
 """
-
-
-def _share_lock_user(user_id: int) -> None:
-    # The lock the activation's trigger takes on the user's row (referrals/0009), taken before the
-    # referral rows: the admin's deletion locks the user's row, then the referral rows, and the
-    # other order deadlocked with it. SQLite: one writer at a time.
-    if connection.features.has_select_for_update:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s FOR SHARE", [user_id])  # noqa: S608
 
 
 def _root_of(user_id: int) -> int:
