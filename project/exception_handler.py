@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Mapping
 
-from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
@@ -95,15 +94,15 @@ def _is_api(request) -> bool:
 def api_not_found(request, rest=""):
     """Any other path under /api/: JSON even with DEBUG on, and no slash-appending HTML redirect."""
     detail = _("Not found.")
-    if not request.path.endswith("/") and _is_served(request, request.path_info + "/"):
+    if not request.path.endswith("/") and _is_served(request.path_info + "/"):
         detail = _("Not found. API paths end with a slash: %(path)s") % {"path": request.path + "/"}
     return error_reply("not_found", detail, status=404)
 
 
-def _is_served(request, path_info: str) -> bool:
+def _is_served(path_info: str) -> bool:
     """Whether a view other than this catch-all answers `path_info`: the one a slash hint may point to."""
     try:
-        match = resolve(path_info, urlconf=getattr(request, "urlconf", None) or settings.ROOT_URLCONF)
+        match = resolve(path_info)  # the request's URLconf: Django's handler set it for this thread
     except Resolver404:
         return False
     return match.func is not api_not_found
