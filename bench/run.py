@@ -35,8 +35,6 @@ from bench.load_data import test_phone
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = Path(__file__).resolve().parent / "request.lua"
 GUNICORN_CONFIG = ROOT / "project" / "gunicorn.conf.py"
-# The container's worker settings, used until project/gunicorn.conf.py exists to say them once for both.
-WORKER_OPTIONS = ["--workers", "2", "--worker-class", "sync"]
 TEST_PHONES = 20
 FIXED_CODE = "1234"
 NEW_PHONES_PER_THREAD = 10**6  # bench/request.lua gives each wrk thread a block of numbers this big
@@ -143,7 +141,7 @@ def pinned_to(cpus: set[int] | None):
 
 
 def worker_options() -> list[str]:
-    return ["--config", str(GUNICORN_CONFIG)] if GUNICORN_CONFIG.exists() else WORKER_OPTIONS
+    return ["--config", str(GUNICORN_CONFIG)]  # the container's worker settings
 
 
 def start_gunicorn(
@@ -490,9 +488,7 @@ def main() -> int:
     if args.report and failures:
         print(f"{args.report} left as it was: a run with failures is no measurement", file=sys.stderr)
     elif args.report:
-        workers = (
-            f"--config {GUNICORN_CONFIG.relative_to(ROOT)}" if GUNICORN_CONFIG.exists() else " ".join(WORKER_OPTIONS)
-        )
+        workers = f"--config {GUNICORN_CONFIG.relative_to(ROOT)}"
         # The count changes the figures more than most changes to the code (docs/benchmarks.md).
         threads_each = int(env.get("GUNICORN_THREADS") or 1)
         workers += (
