@@ -12,7 +12,9 @@ class PhoneRegionNotAllowed(APIException):
 
 class PhoneCannotReceiveSms(APIException):
     status_code = 400
-    default_detail = _("Codes are not sent to toll-free, premium-rate or shared-cost numbers.")
+    default_detail = _(
+        "Codes are not sent to numbers of this kind: toll-free, premium-rate, shared-cost, voicemail and the like."
+    )
     default_code = "phone_cannot_receive_sms"
 
 

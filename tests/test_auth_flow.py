@@ -68,10 +68,24 @@ def test_numbers_that_bill_the_sender_get_no_code(api, outbox, number):
     assert response.status_code == 400
     assert response.json() == {
         "code": "phone_cannot_receive_sms",
-        "detail": "Codes are not sent to toll-free, premium-rate or shared-cost numbers.",
+        "detail": "Codes are not sent to numbers of this kind: toll-free, premium-rate, shared-cost, voicemail and the like.",
     }
     assert outbox == []
     assert not CodeSend.objects.exists()
+
+
+@override_settings(SMS_ALLOWED_REGIONS=[])
+@pytest.mark.parametrize("number", ["+447640123456", "+49177991234567", "+445512345678"])  # pager, voicemail, UAN
+def test_numbers_no_person_reads_get_no_code_where_their_region_is_allowed(api, outbox, number):
+    response = api.post(CODE_URL, {"phone": number}, format="json", HTTP_ACCEPT_LANGUAGE="ru")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "phone_cannot_receive_sms",
+        "detail": "На номера такого типа коды не отправляются: бесплатные (8-800), платные, "
+        "с разделённой оплатой, голосовая почта и подобные.",
+    }
+    assert outbox == []
 
 
 def test_a_landline_still_gets_its_code_sent(api, outbox):
