@@ -159,7 +159,8 @@ class ProviderBackend(BaseBackend):
     def send(self, *, phone: str, text: str) -> None:
         _require(self.provider, phone, *self.required_settings)
         message_id = _within_sms_timeout(self.provider, phone, lambda: self.deliver(phone=phone, text=text))
-        logged_id = message_id[:LOGGED_MESSAGE_ID_MAX_CHARS]
+        # Escaped: a line break in the provider's id would start a line of its own in a plain-text log.
+        logged_id = message_id[:LOGGED_MESSAGE_ID_MAX_CHARS].encode("unicode_escape").decode("ascii")
         logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, logged_id)
 
     def deliver(self, *, phone: str, text: str) -> str:

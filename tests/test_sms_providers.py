@@ -612,3 +612,16 @@ def test_a_long_message_id_is_logged_cut_short(provider, caplog):
     [accepted] = [record.getMessage() for record in caplog.records if "accepted by" in record.getMessage()]
     assert "7" * 100 in accepted
     assert "7" * 101 not in accepted
+
+
+def test_a_message_id_is_logged_on_one_line(provider, caplog):
+    caplog.set_level(logging.INFO)
+    forged = "42\n2026-12-01 03:00:00 INFO accounts.sms_providers SMS to +7 911 ***-**-00 accepted"
+    body = {"message_id": forged} if provider.name == "exolve" else {"success": True, "data": {"id": forged}}
+    provider.answers(200, body)
+
+    send()
+
+    [accepted] = [record.getMessage() for record in caplog.records if "accepted by" in record.getMessage()]
+    assert "\n" not in accepted
+    assert accepted.endswith("as 42\\n2026-12-01 03:00:00 INFO accounts.sms_providers SMS to +7 911 ***-**-00 accepted")
