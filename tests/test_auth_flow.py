@@ -68,7 +68,8 @@ def test_numbers_that_bill_the_sender_get_no_code(api, outbox, number):
     assert response.status_code == 400
     assert response.json() == {
         "code": "phone_cannot_receive_sms",
-        "detail": "Codes are not sent to numbers of this kind: toll-free, premium-rate, shared-cost, voicemail and the like.",
+        "detail": "Codes are not sent to numbers of this kind: toll-free, premium-rate, shared-cost, voicemail and "
+        "the like.",
     }
     assert outbox == []
     assert not CodeSend.objects.exists()
@@ -82,8 +83,8 @@ def test_numbers_no_person_reads_get_no_code_where_their_region_is_allowed(api, 
     assert response.status_code == 400
     assert response.json() == {
         "code": "phone_cannot_receive_sms",
-        "detail": "На номера такого типа коды не отправляются: бесплатные (8-800), платные, "
-        "с разделённой оплатой, голосовая почта и подобные.",
+        "detail": "На номера такого типа коды не отправляются: бесплатные (8-800), платные, "  # noqa: RUF001
+        "с разделённой оплатой, голосовая почта и подобные.",  # noqa: RUF001
     }
     assert outbox == []
 
