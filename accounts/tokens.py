@@ -61,9 +61,20 @@ def revoke_refresh_token(*, token: str) -> None:
     BlacklistedToken.objects.create(token=outstanding)
 
 
+class _CheckedRefreshToken(RefreshToken):
+    """SimpleJWT's, refusing an id its blacklist check cannot look up: that check reads the id before
+    verify() asks whether there is one (a KeyError), and PostgreSQL refuses text holding NUL."""
+
+    def check_blacklist(self) -> None:
+        jti = self.payload.get(api_settings.JTI_CLAIM)
+        if not isinstance(jti, str) or "\x00" in jti:
+            raise TokenError(_("Token has no id"))
+        super().check_blacklist()
+
+
 def _lock_live_refresh_token(token: str) -> OutstandingToken:
     try:
-        refresh = RefreshToken(token)
+        refresh = _CheckedRefreshToken(token)
     except TokenError as exc:
         raise InvalidToken(exc.args[0]) from exc
     _lock_user(refresh.get(api_settings.USER_ID_CLAIM))
