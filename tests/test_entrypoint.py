@@ -672,6 +672,13 @@ def empty_database():
         cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def connect_to(settings_dict) -> psycopg2.extensions.connection:
+    return psycopg2.connect(
+        dbname=settings_dict["NAME"], user=settings_dict["USER"], host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432, password=settings_dict["PASSWORD"] or None,
+    )  # fmt: skip
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_replicas_starting_together_migrate_one_at_a_time(empty_database):
@@ -689,11 +696,49 @@ def test_replicas_starting_together_migrate_one_at_a_time(empty_database):
     outputs = [replica.communicate(timeout=180)[0].decode() for replica in replicas]
 
     assert [replica.returncode for replica in replicas] == [0, 0, 0], outputs
-    with psycopg2.connect(
-        dbname=empty_database["NAME"], user=empty_database["USER"], host=empty_database["HOST"] or "127.0.0.1",
-        port=empty_database["PORT"] or 5432, password=empty_database["PASSWORD"] or None,
-    ) as migrated, migrated.cursor() as cursor:  # fmt: skip
+    with connect_to(empty_database) as migrated, migrated.cursor() as cursor:
         cursor.execute("SELECT app, name FROM django_migrations GROUP BY app, name HAVING count(*) > 1")
         assert cursor.fetchall() == []
         cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'referrals'")
         assert cursor.fetchone()[0] > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_migration_kept_waiting_for_a_lock_lets_the_queries_behind_it_through(empty_database):
+    env = production_env(DATABASE_URL=database_url_of(empty_database))
+    migrate_to = [sys.executable, "manage.py", "migrate", "accounts", "0006"]  # what is left alters the users table
+    subprocess.run(migrate_to, cwd=ROOT, env=env, capture_output=True, timeout=120, check=True)
+    blocker, reader, watcher = (connect_to(empty_database) for _ in range(3))
+    reader.autocommit = watcher.autocommit = True
+    with blocker.cursor() as cursor:  # a transaction left open after reading the table: a pg_dump, a shell
+        cursor.execute("SELECT count(*) FROM accounts_user")
+    migrating = subprocess.Popen(
+        [str(ROOT / "bin" / "entrypoint"), "true"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        with watcher.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the migration never waited for the lock")
+        with reader.cursor() as cursor:  # queued behind the migration's ALTER: it must give way, not wait on
+            cursor.execute("SET statement_timeout = '30s'")
+            cursor.execute("SELECT count(*) FROM accounts_user")
+    finally:
+        blocker.rollback()
+        output = migrating.communicate(timeout=120)[0]
+        for session in (blocker, reader, watcher):
+            session.close()
+
+    assert migrating.returncode == 0, output
+    warnings = [json.loads(line) for line in output.splitlines() if '"WARNING"' in line]
+    assert any("lock" in warning["message"] for warning in warnings), output
