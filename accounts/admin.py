@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import (
@@ -11,6 +12,7 @@ from django.contrib.auth.forms import (
     SetUnusablePasswordMixin,
     UserChangeForm,
 )
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
 from django.db.models.constants import LOOKUP_SEP
@@ -24,7 +26,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.fields import INVALID_NAME, InvalidName, person_name
 from accounts.models import CheckFailure, CodeSend, User
-from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
+from accounts.phone_numbers import InvalidPhoneNumber, mask_phone, parse_phone
 from accounts.throttles import AuthIPThrottle
 from project.exception_handler import SERVICE_RETRY_AFTER, is_outage
 from project.throttling import RequestsThrottled
@@ -185,12 +187,14 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     # token the collector has not seen, nor hold a record the deletion must clear while it waits for
     # the user's row (a deadlock).
     def delete_model(self, request, obj):
-        _lock_for_deletion([obj.pk])
+        deleted = _lock_for_deletion([obj.pk])
         super().delete_model(request, obj)
+        _mask_phones_in_history(deleted)
 
     def delete_queryset(self, request, queryset):
-        _lock_for_deletion(queryset.values_list("pk", flat=True))
+        deleted = _lock_for_deletion(queryset.values_list("pk", flat=True))
         super().delete_queryset(request, queryset)
+        _mask_phones_in_history(deleted)
 
     def user_change_password(self, request, id, form_url=""):
         # Django runs this view outside a transaction, and the row's lock needs one.
@@ -198,9 +202,18 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
             return super().user_change_password(request, id, form_url)
 
 
-def _lock_for_deletion(user_ids) -> None:
+def _lock_for_deletion(user_ids) -> list[tuple[int, str]]:
     # In the deletion's transaction (the delete view's, the list action's); by id, as two deletions lock.
-    list(User.objects.select_for_update(of=("self",)).filter(pk__in=list(user_ids)).order_by("pk").values_list("pk"))
+    users = User.objects.select_for_update(of=("self",)).filter(pk__in=list(user_ids)).order_by("pk")
+    return list(users.values_list("pk", "phone"))
+
+
+def _mask_phones_in_history(users: list[tuple[int, str]]) -> None:
+    """The admin's history names a user by phone (str(user)), and would keep it long after the account
+    is gone: the deleted users' entries, their deletion's included (logged before it), keep it masked."""
+    content_type = ContentType.objects.get_for_model(User, for_concrete_model=False)
+    for pk, phone in users:
+        LogEntry.objects.filter(content_type=content_type, object_id=str(pk)).update(object_repr=mask_phone(phone))
 
 
 class SignInRecordAdmin(PhoneSearchMixin, admin.ModelAdmin):

@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
@@ -381,6 +382,35 @@ def test_delete_selected_deletes_more_than_a_thousand_users_at_once(admin_client
 
     assert response.status_code == 302
     assert not User.objects.filter(phone__startswith="+7911").exists()
+
+
+@pytest.mark.parametrize("how", ["delete page", "list action"])
+def test_the_admin_history_of_a_deleted_user_keeps_no_phone(admin_client, make_user, how):
+    user, kept = make_user("+79110000002"), make_user("+79110000003")
+    form = {
+        "phone": user.phone,
+        "first_name": "Anna",
+        "last_name": "",
+        "is_active": "on",
+        "date_joined_0": "2026-11-01",
+        "date_joined_1": "10:00:00",
+        "initial-date_joined_0": "2026-11-01",
+        "initial-date_joined_1": "10:00:00",
+    }
+    for changed in (user, kept):  # a change each, logged with the user's phone
+        form["phone"] = changed.phone
+        assert admin_client.post(reverse("admin:accounts_user_change", args=[changed.pk]), form).status_code == 302
+    if how == "delete page":
+        admin_client.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"})
+    else:
+        admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"})
+
+    history = LogEntry.objects.filter(object_id=str(user.pk))
+    assert history.count() == 2
+    assert {entry.object_repr for entry in history} == {"+7 911 ***-**-02"}  # recognisable, not callable
+    assert not LogEntry.objects.filter(object_repr__contains="79110000002").exists()
+    assert LogEntry.objects.get(object_id=str(kept.pk)).object_repr == "+79110000003"  # a live account's
+    assert admin_client.get(reverse("admin:index")).content.decode().count("+7 911 ***-**-02") >= 1
 
 
 def test_deleting_users_still_needs_the_delete_permission(make_user):
