@@ -5,6 +5,7 @@ log nor the reason ever carries the message text (it holds the code) or the full
 """
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -26,7 +27,12 @@ PROVIDER_ANSWER_MAX_BYTES = 64 * 1024
 LOGGED_MESSAGE_ID_MAX_CHARS = 100
 
 
+# A provider's own words may name the number ("Номер 79110000104 в стоп-листе"): the log keeps phones masked.
+LONG_DIGIT_RUN = re.compile(r"\d{7,}")
+
+
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
+    reason = LONG_DIGIT_RUN.sub("***", reason)
     logger.warning("SMS to %s not sent by %s: %s", mask_phone(phone), provider, reason)
     return SmsDeliveryError(f"{provider}: {reason}")
 

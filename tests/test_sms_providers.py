@@ -195,6 +195,17 @@ def test_smsaero_empty_balance_is_a_delivery_error(smsaero):
         send()
 
 
+def test_a_refusal_naming_the_number_is_logged_with_the_number_masked(smsaero, caplog):
+    smsaero.answers(200, {"success": False, "data": None, "message": "Number 79110000001 is in the stop list"})
+
+    with pytest.raises(SmsDeliveryError) as refused:
+        send()
+
+    [warning] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warning == "SMS to +7 911 ***-**-01 not sent by SMS Aero: refused: Number *** is in the stop list"
+    assert "0000001" not in str(refused.value)
+
+
 def test_slow_provider_is_cut_off_at_sms_timeout(provider, settings):
     settings.SMS_TIMEOUT = 0.5
     provider.answers(200, ACCEPTED[provider.name], delay=10)
