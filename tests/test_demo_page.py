@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +34,15 @@ def test_every_field_has_a_label(client):
     for field in ("phone", "code", "invite-code", "first-name", "last-name", "own-code", "invite-url"):
         assert f'id="{field}"' in html
         assert f'<label for="{field}"' in html
+
+
+def test_a_form_sent_before_the_script_runs_puts_nothing_in_the_url(client):
+    # A GET form would send the phone, the code or the names in the address, which logs and history keep.
+    html = client.get("/").content.decode()
+
+    forms = re.findall(r"<form\b[^>]*>", html)
+    assert len(forms) == 5
+    assert all('method="post"' in form for form in forms), forms
 
 
 def test_the_log_hint_only_where_codes_go_to_the_log(client, settings):
