@@ -17,6 +17,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -163,6 +164,20 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     )
     # People sign in by SMS code: a password is only needed for staff, so it can be left off.
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "usable_password", "password1", "password2")}),)
+    actions = ["sign_out_everywhere"]
+
+    @admin.action(description=_("Sign out everywhere"), permissions=["change"])
+    def sign_out_everywhere(self, request, queryset):
+        """Revoke every live refresh token of the users (a lost phone, a number given to someone new)."""
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            # FOR UPDATE: a refresh or sign-in takes its user's row first (FOR KEY SHARE), so one under
+            # way finishes before this reads the tokens, and one after it finds its token revoked.
+            users = [pk for pk, _phone in _lock_for_deletion(queryset.values_list("pk", flat=True))]
+            live = OutstandingToken.objects.filter(user_id__in=users, expires_at__gt=timezone.now())
+            revoked = BlacklistedToken.objects.bulk_create(
+                [BlacklistedToken(token=token) for token in live.filter(blacklistedtoken__isnull=True)]
+            )
+        self.message_user(request, _("Refresh tokens revoked: %(count)d.") % {"count": len(revoked)})
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -204,6 +219,7 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
 
 def _lock_for_deletion(user_ids) -> list[tuple[int, str]]:
     # In the deletion's transaction (the delete view's, the list action's); by id, as two deletions lock.
+    # Signing out everywhere takes the same lock, for the same reason.
     users = User.objects.select_for_update(of=("self",)).filter(pk__in=list(user_ids)).order_by("pk")
     return list(users.values_list("pk", "phone"))
 

@@ -413,6 +413,34 @@ def test_the_admin_history_of_a_deleted_user_keeps_no_phone(admin_client, make_u
     assert admin_client.get(reverse("admin:index")).content.decode().count("+7 911 ***-**-02") >= 1
 
 
+def test_signing_out_everywhere_revokes_every_live_refresh_token_of_the_users(admin_client, make_user, api):
+    user, other = make_user("+79110000002"), make_user("+79110000003")
+    sessions = [issue_tokens(user=user) for _ in range(2)]
+    spent = issue_tokens(user=user)
+    assert api.post("/api/v1/auth/logout/", {"refresh": spent["refresh"]}, format="json").status_code == 204
+    others = issue_tokens(user=other)
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "sign_out_everywhere", "_selected_action": [user.pk]}, follow=True
+    )
+
+    assert "Refresh tokens revoked: 2." in response.content.decode()
+    for tokens in sessions:
+        refused = api.post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+        assert refused.status_code == 401
+    assert api.post("/api/v1/auth/token/refresh/", {"refresh": others["refresh"]}, format="json").status_code == 200
+    assert User.objects.get(pk=user.pk).is_active  # signed out, not disabled: the next sign-in works
+
+
+def test_signing_out_everywhere_needs_the_change_permission(make_user):
+    staff = make_user("+79000000002", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client = Client()
+    client.force_login(staff)
+
+    assert "sign_out_everywhere" not in client.get(CHANGELIST).content.decode()
+
+
 def test_deleting_users_still_needs_the_delete_permission(make_user):
     staff = make_user("+79000000002", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
