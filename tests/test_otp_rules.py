@@ -40,6 +40,11 @@ def wrong(code):
     return f"{(int(code) + 1) % 10000:04d}"
 
 
+def wrong_guesses(code, count):
+    """`count` different wrong codes for `code`: a repeated guess would count only once."""
+    return [f"{(int(code) + step) % 10000:04d}" for step in range(1, count + 1)]
+
+
 def test_code_is_four_ascii_digits(api, outbox):
     request_code(api)
 
@@ -188,7 +193,7 @@ def test_five_wrong_attempts_kill_the_code(api, outbox):
     request_code(api)
     code = code_sent_to(outbox, PHONE)
 
-    answers = [check(api, wrong(code)).json()["code"] for _ in range(5)]
+    answers = [check(api, guess).json()["code"] for guess in wrong_guesses(code, 5)]
     final = check(api, code)
 
     assert answers == ["invalid_code"] * 5
@@ -200,8 +205,8 @@ def test_four_wrong_attempts_leave_the_code_alive(api, outbox):
     request_code(api)
     code = code_sent_to(outbox, PHONE)
 
-    for _ in range(4):
-        check(api, wrong(code))
+    for guess in wrong_guesses(code, 4):
+        check(api, guess)
 
     assert check(api, code).status_code == 200
 
@@ -210,8 +215,8 @@ def test_ten_failed_checks_lock_the_phone_even_with_a_new_code(api, outbox):
     for _ in range(2):
         request_code(api)
         code = code_sent_to(outbox, PHONE)
-        for _ in range(5):
-            assert check(api, wrong(code)).status_code == 400
+        for guess in wrong_guesses(code, 5):
+            assert check(api, guess).status_code == 400
         age_sends(timedelta(seconds=61))
     assert request_code(api).status_code == 429  # no new code, which would not reset the count anyway
 
@@ -270,7 +275,7 @@ def test_checks_of_a_dead_code_never_lock_the_phone(api, outbox, settings, dead)
         PhoneChallenge.objects.filter(phone=PHONE).update(expires_at=timezone.now() - timedelta(seconds=1))
         counted = 0
     else:
-        assert [check(api, wrong_code(code)).json()["code"] for _ in range(5)] == ["invalid_code"] * 5
+        assert [check(api, guess).json()["code"] for guess in wrong_guesses(code, 5)] == ["invalid_code"] * 5
         counted = 5
 
     answers = [check(api, guess).json()["code"] for guess in [code, wrong_code(code)] * 6]
