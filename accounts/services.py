@@ -170,7 +170,7 @@ def _release_send(send: CodeSend) -> None:
 
 
 def _install_code(*, phone: str, code: str) -> None:
-    """The delivered code replaces the previous one, with a fresh life and attempt count.
+    """The delivered code replaces the previous one, with a fresh life and attempt count, and no wrong guess.
 
     One statement, which takes the row's lock itself, so it waits for a check of this phone in
     progress as a SELECT ... FOR UPDATE first would. It inserts the row when there is none:
@@ -183,7 +183,8 @@ def _install_code(*, phone: str, code: str) -> None:
         fetch_prepared("accounts_install_code", statements.INSTALL_CODE_SQL, [phone, code_hash, expires_at], many=False)
     else:
         PhoneChallenge.objects.update_or_create(
-            phone=phone, defaults={"code_hash": code_hash, "expires_at": expires_at, "attempts": 0}
+            phone=phone,
+            defaults={"code_hash": code_hash, "expires_at": expires_at, "attempts": 0, "wrong_guess_hash": ""},
         )
 
 
@@ -276,10 +277,16 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
 def _save_challenge(challenge: PhoneChallenge) -> None:
     """The code's state after a check: spent, or one more wrong attempt (the row is locked)."""
     if connection.vendor == "postgresql":
-        params = [challenge.pk, challenge.code_hash, challenge.expires_at, challenge.attempts]
+        params = [
+            challenge.pk,
+            challenge.code_hash,
+            challenge.expires_at,
+            challenge.attempts,
+            challenge.wrong_guess_hash,
+        ]
         run_prepared("accounts_save_challenge", statements.SAVE_CHALLENGE_SQL, params)
     else:
-        challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
+        challenge.save(update_fields=["code_hash", "expires_at", "attempts", "wrong_guess_hash"])
 
 
 def _lock_phone(phone: str) -> None:
@@ -310,11 +317,11 @@ def _lock_and_read(phone: str, *, failures_since: datetime) -> tuple[PhoneChalle
     row = fetch_prepared(
         "accounts_lock_and_read_phone", statements.LOCK_AND_READ_PHONE_SQL, [phone, failures_since], many=False
     )
-    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
+    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:5]])
     # The user is read by the statement's own snapshot, which may predate the lock: a user that
     # the lock's previous holder created is missing here, and the check taken again then finds it.
-    user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[5:])
-    return challenge, user, row[4]
+    user = None if row[6] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[6:])
+    return challenge, user, row[5]
 
 
 def _select_for_update(phone: str) -> PhoneChallenge | None:

@@ -1,8 +1,12 @@
 """Every one-time code rule of DESIGN.md, each limit at its boundary. Time moves by editing stored timestamps."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.utils import timezone
 
@@ -459,3 +463,29 @@ def test_a_lock_lifted_between_its_count_and_its_wait_says_retry_now(outbox):
     CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE) for _ in range(3)])
 
     assert services._seconds_until_unlocked(PHONE, now=timezone.now()) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_undoing_the_remembered_wrong_guess_restores_the_previous_phone_lock_exactly(api, outbox):
+    previous = importlib.import_module("accounts.migrations.0006_lock_phone_retries").POSTGRESQL_FUNCTION
+    lock_phone = "SELECT prosrc, pg_get_function_result(oid) FROM pg_proc WHERE proname = 'accounts_lock_phone'"
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate([("accounts", "0008_forget_refresh_token_texts")])
+        with connection.cursor() as cursor:
+            cursor.execute(lock_phone)
+            (body, result), *others = cursor.fetchall()
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    finally:
+        call_command("migrate", verbosity=0)  # whatever happened, the next tests get the whole schema
+
+    assert others == []
+    assert body == previous.split("$$")[1]
+    assert result == (
+        "TABLE(locked_id bigint, locked_code_hash character varying, locked_expires_at timestamp with time zone,"
+        " locked_attempts smallint, recent_failures bigint)"
+    )
+    request_code(api)
+    assert check(api, code_sent_to(outbox, PHONE)).status_code == 200  # and forward again, it works
