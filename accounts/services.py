@@ -232,7 +232,7 @@ class _AccountNeeded(Exception):
 
 
 def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
-    """Spend the code on a match; record every wrong guess of a live code (it must commit, so nothing raises here).
+    """Spend the code on a match; record every new wrong guess of a live code (it must commit, so nothing raises here).
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
@@ -257,7 +257,7 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         return CheckResult(Check.LOCKED, retry_after=_seconds_until_unlocked(phone, now=now))
     if fixed is not None:
         if not constant_time_compare(code, fixed):
-            return _refuse(phone, Check.WRONG, now=now)
+            return _wrong_guess(challenge, code, now=now, counts_attempt=False)  # a fixed code has no attempts
         return _pass(phone, user, may_create_account=may_create_account)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
@@ -266,16 +266,28 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         # a phone locked without sending an SMS, and a client retrying a sign-in lock out its own user.
         return CheckResult(Check.DEAD)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
-        challenge.attempts += 1
-        _save_challenge(challenge)
-        return _refuse(phone, Check.WRONG, now=now)
-    challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
+        return _wrong_guess(challenge, code, now=now, counts_attempt=True)
+    challenge.code_hash, challenge.expires_at, challenge.attempts, challenge.wrong_guess_hash = "", None, 0, ""
     _save_challenge(challenge)
     return _pass(phone, user, may_create_account=may_create_account)
 
 
+def _wrong_guess(challenge: PhoneChallenge, code: str, *, now: datetime, counts_attempt: bool) -> CheckResult:
+    """A wrong guess, counted (an attempt at the code, a refusal toward the lock) unless it repeats the previous one."""
+    guess_hash = otp.hash_wrong_guess(phone=challenge.phone, code_hash=challenge.code_hash, guess=code)
+    if constant_time_compare(guess_hash, challenge.wrong_guess_hash):
+        # The same request again (a retry after a lost reply, a double tap): it tells a guesser nothing
+        # new, and counting it let two typos retried a few times lock a person out for a day.
+        return CheckResult(Check.WRONG)
+    challenge.wrong_guess_hash = guess_hash
+    if counts_attempt:
+        challenge.attempts += 1
+    _save_challenge(challenge)
+    return _refuse(challenge.phone, Check.WRONG, now=now)
+
+
 def _save_challenge(challenge: PhoneChallenge) -> None:
-    """The code's state after a check: spent, or one more wrong attempt (the row is locked)."""
+    """The code's state after a check: spent, or one more wrong guess (the row is locked)."""
     if connection.vendor == "postgresql":
         params = [
             challenge.pk,

@@ -304,6 +304,61 @@ def test_sending_the_right_code_again_does_not_lock_the_phone(api, outbox):
     assert check(api, code_sent_to(outbox, PHONE)).status_code == 200
 
 
+@pytest.mark.parametrize("copies", [5, 12])  # as many as killed the code; more than locked the phone
+def test_the_same_wrong_code_sent_again_counts_once(api, outbox, copies):
+    # A lost reply retried on a bad network, or a double tap: the copies tell a guesser nothing new.
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+
+    answers = [check(api, wrong(code)).json()["code"] for _ in range(copies)]
+
+    assert answers == ["invalid_code"] * copies
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 1
+    assert check(api, code).status_code == 200
+
+
+def test_a_wrong_code_counts_again_after_another_wrong_code(api, outbox):
+    # Only a repeat of the previous wrong guess is free, so A, B, A is three guesses, and five such kill the code.
+    request_code(api)
+    code = code_sent_to(outbox, PHONE)
+    a, b = wrong_guesses(code, 2)
+
+    answers = [check(api, guess).json()["code"] for guess in (a, b, a)]
+
+    assert answers == ["invalid_code"] * 3
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 3
+    assert [check(api, guess).json()["code"] for guess in (b, a, b)] == ["invalid_code", "invalid_code", "code_expired"]
+    assert check(api, code).json()["code"] == "code_expired"
+
+
+def test_different_wrong_codes_of_two_codes_lock_the_phone_however_often_each_is_sent(api, outbox, settings):
+    settings.OTP_RESEND_SECONDS = 0
+    statuses = []
+    for _ in range(2):
+        request_code(api)
+        for guess in wrong_guesses(code_sent_to(outbox, PHONE), 5):
+            statuses += [check(api, guess).status_code for _ in range(2)]
+
+    assert statuses == [400] * 19 + [429]  # the tenth different wrong code locked the phone, its copy too
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 10
+
+
+def test_a_new_code_forgets_the_previous_wrong_guess(api, outbox, settings):
+    settings.OTP_RESEND_SECONDS = 0
+    request_code(api)
+    guess = wrong(code_sent_to(outbox, PHONE))
+    assert check(api, guess).json()["code"] == "invalid_code"
+    request_code(api)
+    while code_sent_to(outbox, PHONE) == guess:  # one time in 10,000 the new code is that guess
+        request_code(api)
+
+    answers = [check(api, guess).json()["code"] for _ in range(3)]
+
+    assert answers == ["invalid_code"] * 3
+    assert CheckFailure.objects.filter(phone=PHONE).count() == 2  # once against each code
+    assert PhoneChallenge.objects.get(phone=PHONE).attempts == 1
+
+
 def test_check_without_any_code_is_refused(api):
     response = check(api, "1234")
 
@@ -396,6 +451,15 @@ def test_test_phones_still_count_wrong_guesses_and_lock(api):
     assert answers == ["invalid_code"] * 10  # 0000..0009, none of them 1234
     assert locked.status_code == 429  # ten refusals in a day lock even a test phone
     assert CheckFailure.objects.filter(phone="+79990000000").count() == 10
+
+
+@override_settings(OTP_TEST_PHONES={"+79990000000": "1234"})
+def test_test_phones_count_the_same_wrong_code_sent_again_once(api):
+    answers = [check(api, "4321", "+79990000000").json()["code"] for _ in range(12)]
+
+    assert answers == ["invalid_code"] * 12
+    assert CheckFailure.objects.filter(phone="+79990000000").count() == 1
+    assert check(api, "1234", "+79990000000").status_code == 200
 
 
 @override_settings(OTP_TEST_PHONES={"+7999000000": "1234", "+79990000001": "4321"})
