@@ -14,7 +14,8 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import CodeSend
+from accounts.models import CodeSend, PhoneChallenge
+from accounts.otp import hash_code
 from tests.conftest import code_sent_to
 
 pytestmark = pytest.mark.django_db
@@ -283,9 +284,6 @@ def test_sms_text_carries_the_code_and_nothing_is_stored_in_clear(api, outbox):
 
 
 def test_a_wrong_guess_is_remembered_only_as_a_keyed_hash(api, outbox):
-    from accounts.models import PhoneChallenge
-    from accounts.otp import hash_code
-
     api.post(CODE_URL, {"phone": "+79110000001"}, format="json")
     guess = f"{(int(code_sent_to(outbox, '+79110000001')) + 1) % 10000:04d}"
     api.post(TOKEN_URL, {"phone": "+79110000001", "code": guess}, format="json")
