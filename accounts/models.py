@@ -70,10 +70,6 @@ class PhoneChallenge(models.Model):
     code_hash = models.CharField(max_length=64, blank=True)
     expires_at = models.DateTimeField(null=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # The previous wrong guess at the live code, keyed like the code (accounts.otp): the same guess
-    # sent again (a retry after a lost reply, a double tap) tells a guesser nothing new, and is not
-    # counted. A default in the database too, for an older release's inserts (migration 0009).
-    wrong_guess_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     def __str__(self) -> str:
         return self.phone

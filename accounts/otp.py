@@ -10,7 +10,6 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from accounts.phone_numbers import InvalidPhoneNumber, parse_phone
 
 HASH_SALT = "accounts.otp"
-WRONG_GUESS_SALT = "accounts.otp.wrong_guess"
 
 
 def generate_code() -> str:
@@ -25,13 +24,6 @@ def hash_code(*, phone: str, code: str) -> str:
 
 def code_matches(*, phone: str, code: str, code_hash: str) -> bool:
     return constant_time_compare(hash_code(phone=phone, code=code), code_hash)
-
-
-def hash_wrong_guess(*, phone: str, code_hash: str, guess: str) -> str:
-    # Keyed like a code, but never comparable with a code's hash; bound to the live code's hash, so
-    # it matches only a repeat against the same code, even if a new code was written without
-    # clearing it (by an older release's replica, during an update).
-    return salted_hmac(WRONG_GUESS_SALT, f"{phone}:{code_hash}:{guess}", algorithm="sha256").hexdigest()
 
 
 def fixed_code_for(phone: str) -> str | None:

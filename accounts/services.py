@@ -170,7 +170,7 @@ def _release_send(send: CodeSend) -> None:
 
 
 def _install_code(*, phone: str, code: str) -> None:
-    """The delivered code replaces the previous one, with a fresh life and attempt count, and no wrong guess.
+    """The delivered code replaces the previous one, with a fresh life and attempt count.
 
     One statement, which takes the row's lock itself, so it waits for a check of this phone in
     progress as a SELECT ... FOR UPDATE first would. It inserts the row when there is none:
@@ -183,8 +183,7 @@ def _install_code(*, phone: str, code: str) -> None:
         fetch_prepared("accounts_install_code", statements.INSTALL_CODE_SQL, [phone, code_hash, expires_at], many=False)
     else:
         PhoneChallenge.objects.update_or_create(
-            phone=phone,
-            defaults={"code_hash": code_hash, "expires_at": expires_at, "attempts": 0, "wrong_guess_hash": ""},
+            phone=phone, defaults={"code_hash": code_hash, "expires_at": expires_at, "attempts": 0}
         )
 
 
@@ -232,7 +231,7 @@ class _AccountNeeded(Exception):
 
 
 def _check_code(*, phone: str, code: str, fixed: str | None) -> CheckResult:
-    """Spend the code on a match; record every new wrong guess of a live code (it must commit, so nothing raises here).
+    """Spend the code on a match; record every wrong guess of a live code (it must commit, so nothing raises here).
 
     A test phone's `fixed` code never expires, but wrong guesses count and lock it all the same.
     Creating the account takes the ORM's own transaction (get_or_create, the referral's post_save),
@@ -257,7 +256,7 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         return CheckResult(Check.LOCKED, retry_after=_seconds_until_unlocked(phone, now=now))
     if fixed is not None:
         if not constant_time_compare(code, fixed):
-            return _wrong_guess(challenge, code, now=now, counts_attempt=False)  # a fixed code has no attempts
+            return _refuse(phone, Check.WRONG, now=now)
         return _pass(phone, user, may_create_account=may_create_account)
     alive = challenge.code_hash and challenge.expires_at > now and challenge.attempts < settings.OTP_MAX_ATTEMPTS
     if not alive:
@@ -266,39 +265,21 @@ def _check(*, phone: str, code: str, fixed: str | None, may_create_account: bool
         # a phone locked without sending an SMS, and a client retrying a sign-in lock out its own user.
         return CheckResult(Check.DEAD)
     if not otp.code_matches(phone=phone, code=code, code_hash=challenge.code_hash):
-        return _wrong_guess(challenge, code, now=now, counts_attempt=True)
-    challenge.code_hash, challenge.expires_at, challenge.attempts, challenge.wrong_guess_hash = "", None, 0, ""
+        challenge.attempts += 1
+        _save_challenge(challenge)
+        return _refuse(phone, Check.WRONG, now=now)
+    challenge.code_hash, challenge.expires_at, challenge.attempts = "", None, 0
     _save_challenge(challenge)
     return _pass(phone, user, may_create_account=may_create_account)
 
 
-def _wrong_guess(challenge: PhoneChallenge, code: str, *, now: datetime, counts_attempt: bool) -> CheckResult:
-    """A wrong guess, counted (an attempt at the code, a refusal toward the lock) unless it repeats the previous one."""
-    guess_hash = otp.hash_wrong_guess(phone=challenge.phone, code_hash=challenge.code_hash, guess=code)
-    if constant_time_compare(guess_hash, challenge.wrong_guess_hash):
-        # The same request again (a retry after a lost reply, a double tap): it tells a guesser nothing
-        # new, and counting it let two typos retried a few times lock a person out for a day.
-        return CheckResult(Check.WRONG)
-    challenge.wrong_guess_hash = guess_hash
-    if counts_attempt:
-        challenge.attempts += 1
-    _save_challenge(challenge)
-    return _refuse(challenge.phone, Check.WRONG, now=now)
-
-
 def _save_challenge(challenge: PhoneChallenge) -> None:
-    """The code's state after a check: spent, or one more wrong guess (the row is locked)."""
+    """The code's state after a check: spent, or one more wrong attempt (the row is locked)."""
     if connection.vendor == "postgresql":
-        params = [
-            challenge.pk,
-            challenge.code_hash,
-            challenge.expires_at,
-            challenge.attempts,
-            challenge.wrong_guess_hash,
-        ]
+        params = [challenge.pk, challenge.code_hash, challenge.expires_at, challenge.attempts]
         run_prepared("accounts_save_challenge", statements.SAVE_CHALLENGE_SQL, params)
     else:
-        challenge.save(update_fields=["code_hash", "expires_at", "attempts", "wrong_guess_hash"])
+        challenge.save(update_fields=["code_hash", "expires_at", "attempts"])
 
 
 def _lock_phone(phone: str) -> None:
@@ -329,11 +310,11 @@ def _lock_and_read(phone: str, *, failures_since: datetime) -> tuple[PhoneChalle
     row = fetch_prepared(
         "accounts_lock_and_read_phone", statements.LOCK_AND_READ_PHONE_SQL, [phone, failures_since], many=False
     )
-    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:5]])
+    challenge = PhoneChallenge.from_db(DEFAULT_DB_ALIAS, statements.CHALLENGE_FIELDS, [row[0], phone, *row[1:4]])
     # The user is read by the statement's own snapshot, which may predate the lock: a user that
     # the lock's previous holder created is missing here, and the check taken again then finds it.
-    user = None if row[6] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[6:])
-    return challenge, user, row[5]
+    user = None if row[5] is None else User.from_db(DEFAULT_DB_ALIAS, statements.USER_FIELDS, row[5:])
+    return challenge, user, row[4]
 
 
 def _select_for_update(phone: str) -> PhoneChallenge | None:

@@ -8,18 +8,17 @@ trip. Other databases take the ORM path in accounts.services.
 from accounts.models import User
 
 # accounts_lock_phone() is migration 0004's, redefined by 0006 (it tries again when the row it met
-# is purged before it can lock it) and 0009 (it returns the remembered wrong guess too):
-# PhoneChallenge's row, locked (inserted if missing) and read with the phone's refusals since the
-# time given. A change to PhoneChallenge's fields needs a new version of it.
+# is purged before it can lock it): PhoneChallenge's row, locked (inserted if missing) and read
+# with the phone's refusals since the time given. A change to PhoneChallenge's fields needs a new
+# version of it.
 LOCK_PHONE_SQL = "SELECT locked_id FROM accounts_lock_phone($1, NULL)"
-CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts", "wrong_guess_hash"]
+CHALLENGE_FIELDS = ["id", "phone", "code_hash", "expires_at", "attempts"]
 USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
 # The user's row is read under the lock its refresh token's record takes at the commit anyway (the
 # foreign key's FOR KEY SHARE): a deletion must then wait for the sign-in, or the sign-in for the
 # deletion, after which it finds no account (a record for a user deleted in between failed the commit).
 LOCK_AND_READ_PHONE_SQL = f"""
-SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.locked_wrong_guess_hash,
-       l.recent_failures,
+SELECT l.locked_id, l.locked_code_hash, l.locked_expires_at, l.locked_attempts, l.recent_failures,
        {", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)}
 FROM accounts_lock_phone($1, $2) l
 LEFT JOIN LATERAL (SELECT * FROM accounts_user WHERE phone = $1 FOR KEY SHARE) u ON true
@@ -50,10 +49,9 @@ INSERT INTO accounts_codesend (phone, sent_at) SELECT $3::varchar, $4::timestamp
 """
 
 # The code's state after a check, on the row accounts_lock_phone() locked.
-SAVE_CHALLENGE_SQL = """
-UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = $4, wrong_guess_hash = $5
-WHERE id = $1 RETURNING id
-"""
+SAVE_CHALLENGE_SQL = (
+    "UPDATE accounts_phonechallenge SET code_hash = $2, expires_at = $3, attempts = $4 WHERE id = $1 RETURNING id"
+)
 
 # A refused check recorded at $3; the phone's refusals before $2 no longer count and go.
 REFUSE_SQL = """
@@ -63,9 +61,7 @@ INSERT INTO accounts_checkfailure (phone, failed_at) VALUES ($1, $3) RETURNING i
 
 # An upsert: manage.py purge_expired may have deleted the row while the SMS was on its way.
 INSTALL_CODE_SQL = """
-INSERT INTO accounts_phonechallenge AS c (phone, code_hash, expires_at, attempts, wrong_guess_hash)
-VALUES ($1, $2, $3, 0, '')
-ON CONFLICT (phone) DO UPDATE
-SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0, wrong_guess_hash = ''
+INSERT INTO accounts_phonechallenge AS c (phone, code_hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0
 RETURNING c.id
 """

@@ -225,8 +225,7 @@ Sign in with a phone number and a one-time SMS code; invite codes and referrals.
 - 5 wrong attempts kill a code (`code_expired`); after 10 wrong codes in 24 hours (two codes' worth) the
   phone can neither check codes nor get new ones until the window passes (429 `throttled`). A check when
   there is no live code (never sent, expired, used, or killed by its wrong attempts) is refused
-  (`code_expired`) but not counted. A wrong code sent again with no other wrong code in between (a retry
-  after a lost reply, a double tap) is `invalid_code` again but counts only once.
+  (`code_expired`) but not counted.
 - A new code for the same phone at most every 60 seconds, 5 per hour and 10 per 24 hours (429 `throttled`);
   the code request's reply says in `retry_after` when the next one may be asked for.
 - Each sign-in endpoint and the invite code lookup allow 30 requests per minute per client IP.

@@ -4,12 +4,11 @@ from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
-from tests.conftest import code_sent_to, in_a_thread, run_concurrently, wait_until_a_query_waits_on_a_lock
+from tests.conftest import code_sent_to, run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -30,9 +29,7 @@ def test_ten_simultaneous_code_requests_send_one_sms(outbox):
 def test_simultaneous_wrong_guesses_get_five_a_code_and_ten_a_day(outbox, settings):
     settings.OTP_RESEND_SECONDS = 0
 
-    def guess(i):
-        # Each a different wrong code: a repeat of the previous wrong guess would not count.
-        wrong = f"{(int(code) + 1 + i) % 10000:04d}"
+    def guess(_):
         response = APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": wrong}, format="json")
         return response.json()["code"]
 
@@ -40,6 +37,7 @@ def test_simultaneous_wrong_guesses_get_five_a_code_and_ten_a_day(outbox, settin
     for _ in range(2):
         APIClient().post("/api/v1/auth/code/", {"phone": PHONE}, format="json")
         code = code_sent_to(outbox, PHONE)
+        wrong = f"{(int(code) + 1) % 10000:04d}"
         codes += Counter(run_concurrently(20, guess))
 
     # 5 wrong guesses kill each code and the rest find it dead; the second code's 5 lock the phone.
@@ -48,28 +46,6 @@ def test_simultaneous_wrong_guesses_get_five_a_code_and_ten_a_day(outbox, settin
     assert PhoneChallenge.objects.get(phone=PHONE).attempts == 5
     right = APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": code}, format="json")
     assert right.status_code == 429
-
-
-def test_the_same_wrong_guess_sent_simultaneously_counts_once(outbox):
-    # A double tap, or a retry racing its lost original: the second waits for the phone's lock, and
-    # must then see the guess the first remembered, though its statement began before that commit.
-    APIClient().post("/api/v1/auth/code/", {"phone": PHONE}, format="json")
-    code = code_sent_to(outbox, PHONE)
-    wrong = f"{(int(code) + 1) % 10000:04d}"
-
-    def guess():
-        return APIClient().post("/api/v1/auth/token/", {"phone": PHONE, "code": wrong}, format="json").json()["code"]
-
-    with transaction.atomic():
-        PhoneChallenge.objects.select_for_update().get(phone=PHONE)  # a request of the phone in progress
-        copies = [in_a_thread(guess) for _ in range(2)]
-        wait_until_a_query_waits_on_a_lock(queries=2)
-    for thread, _ in copies:
-        thread.join()
-
-    assert [outcome.get("response", outcome.get("error")) for _, outcome in copies] == ["invalid_code"] * 2
-    assert CheckFailure.objects.filter(phone=PHONE).count() == 1
-    assert PhoneChallenge.objects.get(phone=PHONE).attempts == 1
 
 
 def test_eight_simultaneous_first_sign_ins_create_one_account(settings):

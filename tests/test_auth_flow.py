@@ -14,8 +14,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import CodeSend, PhoneChallenge
-from accounts.otp import hash_code
+from accounts.models import CodeSend
 from tests.conftest import code_sent_to
 
 pytestmark = pytest.mark.django_db
@@ -281,18 +280,6 @@ def test_sms_text_carries_the_code_and_nothing_is_stored_in_clear(api, outbox):
     assert challenge.code_hash not in {
         hashlib.sha256(text.encode()).hexdigest() for text in (code, f"+79110000001:{code}")
     }
-
-
-def test_a_wrong_guess_is_remembered_only_as_a_keyed_hash(api, outbox):
-    api.post(CODE_URL, {"phone": "+79110000001"}, format="json")
-    guess = f"{(int(code_sent_to(outbox, '+79110000001')) + 1) % 10000:04d}"
-    api.post(TOKEN_URL, {"phone": "+79110000001", "code": guess}, format="json")
-    remembered = PhoneChallenge.objects.get(phone="+79110000001").wrong_guess_hash
-
-    assert re.fullmatch(r"[0-9a-f]{64}", remembered)
-    plain = {hashlib.sha256(text.encode()).hexdigest() for text in (guess, f"+79110000001:{guess}")}
-    # Nor the hash the guess would have as a code: a row's two hashes must not be comparable.
-    assert remembered not in plain | {hash_code(phone="+79110000001", code=guess)}
 
 
 def test_the_console_backend_logs_the_whole_message_so_the_code_can_be_read(api, settings, caplog):
