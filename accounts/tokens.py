@@ -64,11 +64,12 @@ def revoke_refresh_token(*, token: str) -> None:
 
 class _CheckedRefreshToken(RefreshToken):
     """SimpleJWT's, refusing an id its blacklist check cannot look up: that check reads the id before
-    verify() asks whether there is one (a KeyError), and PostgreSQL refuses text holding NUL."""
+    verify() asks whether there is one (a KeyError), and PostgreSQL refuses text holding NUL or a
+    lone surrogate. SimpleJWT's ids are hex."""
 
     def check_blacklist(self) -> None:
         jti = self.payload.get(api_settings.JTI_CLAIM)
-        if not isinstance(jti, str) or "\x00" in jti:
+        if not isinstance(jti, str) or not jti.isascii() or "\x00" in jti:
             raise TokenError(_("Token has no id"))
         super().check_blacklist()
 
