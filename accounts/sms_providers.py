@@ -27,12 +27,14 @@ PROVIDER_ANSWER_MAX_BYTES = 64 * 1024
 LOGGED_MESSAGE_ID_MAX_CHARS = 100
 
 
-# A provider's own words may name the number ("Номер 79110000104 в стоп-листе"): the log keeps phones masked.
-LONG_DIGIT_RUN = re.compile(r"\d{7,}")
+# A provider's own words may name the number ("Номер 79110000104 в стоп-листе", "+7 911 000-01-04"):
+# the log keeps phones masked. Seven digits or more, however written.
+LONG_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().-]*\d){6,}")
 
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
-    reason = LONG_DIGIT_RUN.sub("***", reason)
+    # Escaped as well: a line break in the provider's words would start a line of its own in a plain-text log.
+    reason = LONG_DIGIT_RUN.sub("***", reason).encode("unicode_escape").decode("ascii")
     logger.warning("SMS to %s not sent by %s: %s", mask_phone(phone), provider, reason)
     return SmsDeliveryError(f"{provider}: {reason}")
 

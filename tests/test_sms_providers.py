@@ -195,15 +195,23 @@ def test_smsaero_empty_balance_is_a_delivery_error(smsaero):
         send()
 
 
-def test_a_refusal_naming_the_number_is_logged_with_the_number_masked(smsaero, caplog):
-    smsaero.answers(200, {"success": False, "data": None, "message": "Number 79110000001 is in the stop list"})
+@pytest.mark.parametrize(
+    ("message", "logged"),
+    [
+        ("Number 79110000001 is in the stop list", "Number *** is in the stop list"),
+        ("Number +7 (911) 000-00-01 is in the stop list", "Number *** is in the stop list"),
+        ("bad\nWARNING accounts.sms_providers forged", "bad\\nWARNING accounts.sms_providers forged"),
+    ],
+)
+def test_a_refusal_is_logged_on_one_line_with_any_number_masked(smsaero, caplog, message, logged):
+    smsaero.answers(200, {"success": False, "data": None, "message": message})
 
     with pytest.raises(SmsDeliveryError) as refused:
         send()
 
     [warning] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert warning == "SMS to +7 911 ***-**-01 not sent by SMS Aero: refused: Number *** is in the stop list"
-    assert "0000001" not in str(refused.value)
+    assert warning == f"SMS to +7 911 ***-**-01 not sent by SMS Aero: refused: {logged}"
+    assert "0000001" not in str(refused.value) and "00-01" not in str(refused.value)
 
 
 def test_slow_provider_is_cut_off_at_sms_timeout(provider, settings):
