@@ -2,6 +2,8 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
 
 # Read as the Django settings read theirs (project/environment.py): an empty value (`NAME=` in .env)
 # means the default, and one that cannot be used stops start-up naming itself.
@@ -72,6 +74,19 @@ if loglevel not in LOG_LEVELS:
 # The path without its query string: an admin search (`?q=`) carries phone numbers and names, and logs are
 # kept and shipped more widely than the database.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+class AccessLogger(Logger):
+    """Gunicorn's logger, with the path as the client sent it: gunicorn's own `U` is decoded, so a
+    `%0A` in a path would start a line of its own in a plain-text log."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = environ.get("RAW_URI", "").split("?", 1)[0]
+        return atoms
+
+
+logger_class = AccessLogger
 _json = (
     os.environ.get("LOG_FORMAT", "").strip().lower() or ("plain" if env_bool("DEBUG", False) else "json")
 ) == "json"

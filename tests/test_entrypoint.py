@@ -117,6 +117,7 @@ def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
     try:
         wait_until_up(base, server)
         ready = requests.get(f"{base}/readyz", params={"phone": PHONE}, timeout=10)
+        requests.get(f"{base}/nothere%0Aforged", timeout=10)
         code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
         unknown_host = requests.get(f"{base}/api/v1/invite-codes/ABCDEF/", headers={"Host": "evil.example"}, timeout=10)
         # Orchestrators and load balancers probe by the target's address, which ALLOWED_HOSTS does not name.
@@ -140,6 +141,9 @@ def test_entrypoint_migrates_and_serves_with_production_settings(tmp_path):
     assert any(r["name"] == "accounts.sms_backends" and PHONE in r["message"] for r in records), output
     assert any(r["name"] == "gunicorn.access" and '"GET /readyz HTTP/1.1" 200' in r["message"] for r in records), output
     assert not any(r["name"] == "gunicorn.access" and PHONE.lstrip("+") in r["message"] for r in records), output
+    # The path as sent, escapes and all: decoded, a line break in it would forge a line of a plain-text log.
+    forged = '"GET /nothere%0Aforged HTTP/1.1" 404'
+    assert any(r["name"] == "gunicorn.access" and forged in r["message"] for r in records), output
     assert server.returncode == 0
 
 
@@ -628,7 +632,7 @@ def test_database_outage_gives_json_503_not_500():
         server = serve([sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"], env, sock)
         try:
             wait_until_up(base, server)
-            ready = requests.get(f"{base}/readyz", params={"phone": PHONE}, timeout=10)
+            ready = requests.get(f"{base}/readyz", timeout=10)
             code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
         finally:
             stop(server)
