@@ -15,7 +15,9 @@ from django.contrib.auth.forms import (
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
+from django.db.models import Value
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.functions import Concat, Substr
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.text import format_lazy
@@ -225,11 +227,17 @@ def _lock_for_deletion(user_ids) -> list[tuple[int, str]]:
 
 
 def _mask_phones_in_history(users: list[tuple[int, str]]) -> None:
-    """The admin's history names a user by phone (str(user)), and would keep it long after the account
-    is gone: the deleted users' entries, their deletion's included (logged before it), keep it masked."""
-    content_type = ContentType.objects.get_for_model(User, for_concrete_model=False)
+    """The admin's history names a user by phone (str(user)), and a phone's sign-in records by phone and
+    time (support deleting refused checks), and would keep them long after the account is gone: the
+    deleted users' entries, their deletion's included (logged before it), keep the phone masked."""
+    users_type = ContentType.objects.get_for_model(User, for_concrete_model=False)
+    records_types = ContentType.objects.get_for_models(CheckFailure, CodeSend).values()
     for pk, phone in users:
-        LogEntry.objects.filter(content_type=content_type, object_id=str(pk)).update(object_repr=mask_phone(phone))
+        masked = mask_phone(phone)
+        LogEntry.objects.filter(content_type=users_type, object_id=str(pk)).update(object_repr=masked)
+        LogEntry.objects.filter(content_type__in=records_types, object_repr__startswith=f"{phone} ").update(
+            object_repr=Concat(Value(masked), Substr("object_repr", len(phone) + 1))
+        )
 
 
 class SignInRecordAdmin(PhoneSearchMixin, admin.ModelAdmin):

@@ -400,16 +400,21 @@ def test_the_admin_history_of_a_deleted_user_keeps_no_phone(admin_client, make_u
     for changed in (user, kept):  # a change each, logged with the user's phone
         form["phone"] = changed.phone
         assert admin_client.post(reverse("admin:accounts_user_change", args=[changed.pk]), form).status_code == 302
+    refused = CheckFailure.objects.create(phone=user.phone)  # support lifting the phone's lock: logged by phone too
+    admin_client.post(
+        "/admin/accounts/checkfailure/", {"action": "delete_selected", "_selected_action": [refused.pk], "post": "yes"}
+    )
     if how == "delete page":
         admin_client.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"})
     else:
         admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"})
 
-    history = LogEntry.objects.filter(object_id=str(user.pk))
+    history = LogEntry.objects.filter(content_type__model="user", object_id=str(user.pk))
     assert history.count() == 2
     assert {entry.object_repr for entry in history} == {"+7 911 ***-**-02"}  # recognisable, not callable
     assert not LogEntry.objects.filter(object_repr__contains="79110000002").exists()
-    assert LogEntry.objects.get(object_id=str(kept.pk)).object_repr == "+79110000003"  # a live account's
+    assert LogEntry.objects.get(content_type__model="checkfailure").object_repr.startswith("+7 911 ***-**-02 20")
+    assert LogEntry.objects.get(content_type__model="user", object_id=str(kept.pk)).object_repr == "+79110000003"
     assert admin_client.get(reverse("admin:index")).content.decode().count("+7 911 ***-**-02") >= 1
 
 
