@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+import phonenumbers
 import requests
 from django.conf import settings
 from email_validator import EmailNotValidError, validate_email
@@ -27,14 +28,23 @@ PROVIDER_ANSWER_MAX_BYTES = 64 * 1024
 LOGGED_MESSAGE_ID_MAX_CHARS = 100
 
 
-# A provider's own words may name the number ("Номер 79110000104 в стоп-листе", "+7 911 000-01-04"):
-# the log keeps phones masked. Seven digits or more, however written.
-LONG_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().-]*\d){6,}")
+LONG_DIGIT_RUN = re.compile(r"\d{7,}")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _loggable(reason: str) -> str:
+    """A provider's own words, which may name the number ("Номер 79110000104 в стоп-листе", "+7 (911)
+    000-01-04"): the log keeps phones masked, as phonenumbers finds them and any run of 7 digits. Control
+    characters escaped: a line break would start a line of its own in a plain-text log."""
+    found = phonenumbers.PhoneNumberMatcher(reason, settings.PHONE_REGION, leniency=phonenumbers.Leniency.POSSIBLE)
+    for match in reversed(list(found)):
+        reason = f"{reason[: match.start]}***{reason[match.end :]}"
+    reason = LONG_DIGIT_RUN.sub("***", reason)
+    return CONTROL_CHARACTER.sub(lambda character: character[0].encode("unicode_escape").decode("ascii"), reason)
 
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
-    # Escaped as well: a line break in the provider's words would start a line of its own in a plain-text log.
-    reason = LONG_DIGIT_RUN.sub("***", reason).encode("unicode_escape").decode("ascii")
+    reason = _loggable(reason)
     logger.warning("SMS to %s not sent by %s: %s", mask_phone(phone), provider, reason)
     return SmsDeliveryError(f"{provider}: {reason}")
 

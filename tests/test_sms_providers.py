@@ -201,6 +201,8 @@ def test_smsaero_empty_balance_is_a_delivery_error(smsaero):
         ("Number 79110000001 is in the stop list", "Number *** is in the stop list"),
         ("Number +7 (911) 000-00-01 is in the stop list", "Number *** is in the stop list"),
         ("bad\nWARNING accounts.sms_providers forged", "bad\\nWARNING accounts.sms_providers forged"),
+        ("Номер +7\u2013911\u2013000\u201300\u201301 в стоп-листе", "Номер *** в стоп-листе"),
+        ("Limit reached on 2026-12-01 12:30, error 4001", "Limit reached on 2026-12-01 12:30, error 4001"),
     ],
 )
 def test_a_refusal_is_logged_on_one_line_with_any_number_masked(smsaero, caplog, message, logged):
