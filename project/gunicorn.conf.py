@@ -1,6 +1,7 @@
 """Gunicorn settings, read from the environment (see .env.sample); used by bin/entrypoint."""
 
 import os
+import re
 
 from gunicorn.glogging import Logger
 
@@ -77,12 +78,12 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
 class AccessLogger(Logger):
-    """Gunicorn's logger, with the path as the client sent it: gunicorn's own `U` is decoded, so a
-    `%0A` in a path would start a line of its own in a plain-text log."""
+    """Gunicorn's logger, with the path as the client sent it, without its query string or fragment:
+    gunicorn's own `U` is decoded, so a `%0A` in a path would start a line of its own in a plain-text log."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = environ.get("RAW_URI", "").split("?", 1)[0]
+        atoms["U"] = re.split(r"[?#]", environ.get("RAW_URI") or environ.get("PATH_INFO", ""), maxsplit=1)[0]
         return atoms
 
 
