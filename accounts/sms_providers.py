@@ -34,13 +34,16 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _loggable(reason: str) -> str:
     """A provider's own words, which may name the number ("Номер 79110000104 в стоп-листе", "+7 (911)
-    000-01-04"): the log keeps phones masked, as phonenumbers finds them and any run of 7 digits. Control
-    characters escaped: a line break would start a line of its own in a plain-text log."""
+    000-01-04"): the log keeps phones masked, as phonenumbers finds them and any run of 7 digits."""
     found = phonenumbers.PhoneNumberMatcher(reason, settings.PHONE_REGION, leniency=phonenumbers.Leniency.POSSIBLE)
     for match in reversed(list(found)):
         reason = f"{reason[: match.start]}***{reason[match.end :]}"
-    reason = LONG_DIGIT_RUN.sub("***", reason)
-    return CONTROL_CHARACTER.sub(lambda character: character[0].encode("unicode_escape").decode("ascii"), reason)
+    return _escaped(LONG_DIGIT_RUN.sub("***", reason))
+
+
+def _escaped(text: str) -> str:
+    """`text` with its control characters escaped: a line break would start a line of its own in a plain-text log."""
+    return CONTROL_CHARACTER.sub(lambda character: character[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def _fail(provider: str, phone: str, reason: str) -> SmsDeliveryError:
@@ -177,8 +180,7 @@ class ProviderBackend(BaseBackend):
     def send(self, *, phone: str, text: str) -> None:
         _require(self.provider, phone, *self.required_settings)
         message_id = _within_sms_timeout(self.provider, phone, lambda: self.deliver(phone=phone, text=text))
-        # Escaped: a line break in the provider's id would start a line of its own in a plain-text log.
-        logged_id = message_id[:LOGGED_MESSAGE_ID_MAX_CHARS].encode("unicode_escape").decode("ascii")
+        logged_id = _escaped(message_id[:LOGGED_MESSAGE_ID_MAX_CHARS])
         logger.info("SMS to %s accepted by %s as %s", mask_phone(phone), self.provider, logged_id)
 
     def deliver(self, *, phone: str, text: str) -> str:
