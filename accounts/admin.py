@@ -174,7 +174,7 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
         with transaction.atomic(using=router.db_for_write(self.model)):
             # FOR UPDATE: a refresh or sign-in takes its user's row first (FOR KEY SHARE), so one under
             # way finishes before this reads the tokens, and one after it finds its token revoked.
-            users = [pk for pk, _phone in _lock_for_deletion(queryset.values_list("pk", flat=True))]
+            users = [pk for pk, _phone in _lock_users(queryset.values_list("pk", flat=True))]
             live = OutstandingToken.objects.filter(user_id__in=users, expires_at__gt=timezone.now())
             revoked = BlacklistedToken.objects.bulk_create(
                 [BlacklistedToken(token=token) for token in live.filter(blacklistedtoken__isnull=True)]
@@ -204,12 +204,12 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     # token the collector has not seen, nor hold a record the deletion must clear while it waits for
     # the user's row (a deadlock).
     def delete_model(self, request, obj):
-        deleted = _lock_for_deletion([obj.pk])
+        deleted = _lock_users([obj.pk])
         super().delete_model(request, obj)
         _mask_phones_in_history(deleted)
 
     def delete_queryset(self, request, queryset):
-        deleted = _lock_for_deletion(queryset.values_list("pk", flat=True))
+        deleted = _lock_users(queryset.values_list("pk", flat=True))
         super().delete_queryset(request, queryset)
         _mask_phones_in_history(deleted)
 
@@ -219,9 +219,9 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
             return super().user_change_password(request, id, form_url)
 
 
-def _lock_for_deletion(user_ids) -> list[tuple[int, str]]:
-    # In the deletion's transaction (the delete view's, the list action's); by id, as two deletions lock.
-    # Signing out everywhere takes the same lock, for the same reason.
+def _lock_users(user_ids) -> list[tuple[int, str]]:
+    # In the transaction of a deletion (the delete view's, the list action's) or of signing out
+    # everywhere, before anything else; by id, as two of them lock.
     users = User.objects.select_for_update(of=("self",)).filter(pk__in=list(user_ids)).order_by("pk")
     return list(users.values_list("pk", "phone"))
 
