@@ -73,8 +73,9 @@ class UserEditForm(PhoneFieldMixin, UserChangeForm):
         # The names as the page showed them come back with the form, so that a name is changed only
         # when staff changed it (UserAdmin.save_model): the person may rename themselves meanwhile.
         # A post without them (a page from before) is compared with the stored names.
+        # Staff who may only view users get a form without them.
         for name in PERSON_NAMES:
-            if not self.is_bound or self.add_initial_prefix(name) in self.data:
+            if name in self.fields and (not self.is_bound or self.add_initial_prefix(name) in self.data):
                 self.fields[name].show_hidden_initial = True
 
     # Read as PATCH /me/ reads them: a name staff pasted must not reorder what an inviter's list shows.

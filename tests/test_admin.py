@@ -446,6 +446,20 @@ def test_signing_out_everywhere_needs_the_change_permission(make_user):
     assert "sign_out_everywhere" not in client.get(CHANGELIST).content.decode()
 
 
+def test_staff_who_may_only_view_users_see_a_users_page(make_user):
+    staff = make_user("+79000000002", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client = Client()
+    client.force_login(staff)
+    user = make_user("+79110000001", first_name="Anna")
+
+    page = client.get(change_url(user))
+
+    assert page.status_code == 200
+    assert "Anna" in page.content.decode()
+    assert 'name="first_name"' not in page.content.decode()  # shown, not editable
+
+
 def test_deleting_users_still_needs_the_delete_permission(make_user):
     staff = make_user("+79000000002", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
