@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "project.form_limits.FormFieldLimitMiddleware",  # after the user is known; runs before the CSRF check reads a form
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -174,7 +175,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
 # Forms are the admin's only (the API reads JSON, bounded above): its delete confirmation posts back
 # every selected id, so "select all" past 1,000 users failed with 400. The form body stays bounded by
-# DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), about 100,000 ids.
+# DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), about 100,000 ids. Only staff get past Django's 1,000
+# (project.form_limits): the CSRF check reads anyone's form, and 100,000 fields take a second or two.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100_000
 
 REST_FRAMEWORK = {
