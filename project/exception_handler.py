@@ -4,7 +4,8 @@ import logging
 from collections.abc import Mapping
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.template import loader
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 from django.views import defaults
@@ -123,4 +124,6 @@ def server_error(request):
 def bad_request(request, exception=None):
     if _is_api(request):
         return error_reply("bad_request", _("Bad request."), status=400)
-    return defaults.bad_request(request, exception)
+    # Not Django's view: its CSRF wrapper reads the request's form, which may be anyone's of up to
+    # 100,000 fields (the host is refused before they are counted) and fails past them with a 500.
+    return HttpResponseBadRequest(loader.render_to_string(defaults.ERROR_400_TEMPLATE_NAME, request=request))

@@ -55,3 +55,12 @@ def test_a_form_whose_client_went_away_is_refused_as_before_not_a_500():
     response = client.post("/admin/login/", "f=1", content_type=FORM, **{"wsgi.input": BrokenBody()})
 
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("url", ["/admin/login/", "/"])
+def test_a_form_sent_to_a_host_not_served_is_refused_unread(url):
+    # The host is refused before the form's fields are counted, and the 400 page must not read it:
+    # Django's reads the form for its CSRF token, and past 100,000 fields that read failed with a 500.
+    response = anonymous_client().post(url, urlencoded(100_001), content_type=FORM, HTTP_HOST="elsewhere.example")
+
+    assert response.status_code == 400
