@@ -58,6 +58,11 @@ class ProfileView(APIView):
 
 
 class ActivateInviteCodeView(APIView):
+    # Until a code takes, an unknown one answers 400: limited as the public lookup is, or an
+    # account could try codes a few milliseconds apiece.
+    throttle_classes = [AuthIPThrottle]
+    throttle_scope = "invite_activation"
+
     class InputSerializer(serializers.Serializer):
         # Any length: a code pasted with junk around it is a code nobody has, as any other (the body limit bounds it).
         invite_code = serializers.CharField()

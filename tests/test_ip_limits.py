@@ -48,6 +48,20 @@ def test_limits_are_per_endpoint_and_per_ip(settings):
 
 
 @pytest.mark.django_db
+def test_activating_invite_codes_is_limited_per_ip_as_looking_them_up_is(settings, make_user):
+    # Until a code takes, each unknown one answers 400: without a limit, a guess a few milliseconds.
+    settings.AUTH_IP_RATE = "3/minute"
+    client = APIClient(REMOTE_ADDR="203.0.113.7")
+    client.force_authenticate(make_user())
+    guesses = [client.post("/api/v1/me/invite/", {"invite_code": code}, format="json") for code in ["AAAAAA"] * 4]
+
+    assert [guess.status_code for guess in guesses] == [400, 400, 400, 429]
+    assert guesses[-1].json()["code"] == "throttled"
+    assert 1 <= int(guesses[-1]["Retry-After"]) <= 60
+    assert client.get("/api/v1/invite-codes/AAAAAA/").status_code == 404  # a counter of its own
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("first", "second"),
     [
