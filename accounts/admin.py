@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -368,4 +369,16 @@ def limited_per_ip(login):
     return view
 
 
+class PhoneLoginForm(AdminAuthenticationForm):
+    """The admin's sign-in takes a phone as people write it (the user's natural key finds the account);
+    Django's form would cut the field off at the stored E.164's 16 characters."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        written = written_phone_field().max_length
+        self.fields["username"].max_length = written
+        self.fields["username"].widget.attrs["maxlength"] = written
+
+
+admin.site.login_form = PhoneLoginForm
 admin.site.login = limited_per_ip(admin.site.login)

@@ -64,6 +64,17 @@ def test_login_page_signs_staff_in_by_phone(make_user):
     assert client.get("/admin/").status_code == 200
 
 
+def test_login_page_takes_a_phone_as_people_write_it(make_user):
+    make_user("+79110000042", password="a-long-staff-password", is_staff=True)
+    client = Client()
+    written = "+7 (911) 000-00-42"  # longer than the stored +79110000042
+
+    field = re.search(r'<input[^>]*name="username"[^>]*>', client.get("/admin/login/").content.decode()).group()
+    assert int(re.search(r'maxlength="(\d+)"', field).group(1)) >= len(written)  # a browser cuts off the rest
+    response = client.post("/admin/login/?next=/admin/", {"username": written, "password": "a-long-staff-password"})
+    assert response.status_code == 302
+
+
 def test_changelist_finds_users_by_phone(admin_client, make_user):
     make_user("+79110000001")
     make_user("+79110000002")
