@@ -348,6 +348,10 @@ LOGGING = {
     "filters": {"one_line": {"()": "project.logs.RefusalsAsOneLine"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Named so that Django's defaults go: its level INFO let warnings past LOG_LEVEL, and its
+        # console handler wrote each line a second time with DEBUG on. Its lines reach stdout as all
+        # do; never below INFO, where the templates and the autoreloader log every lookup and file.
+        "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
         "django.db.backends": {"level": "INFO"},
         # smsaero-api logs each request's URL (API key included) and body (the code) at DEBUG.
         "smsaero": {"level": "WARNING"},
