@@ -16,7 +16,7 @@ from django.contrib.auth.forms import (
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
-from django.db.models import Value
+from django.db.models import Max, Value
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.functions import Concat, Substr
 from django.http import HttpResponse
@@ -159,12 +159,12 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
     list_display = ("phone", "first_name", "last_name", "is_staff", "date_joined")
     list_filter = ("is_staff", "is_superuser", "is_active")
     search_fields = ("phone", "first_name", "last_name")
-    readonly_fields = ("date_joined", "last_login")
+    readonly_fields = ("date_joined", "last_in_app", "last_admin_sign_in")
     fieldsets = (
         (None, {"fields": ("phone", "password")}),
         (_("Personal info"), {"fields": ("first_name", "last_name")}),
         (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+        (_("Important dates"), {"fields": ("last_in_app", "last_admin_sign_in", "date_joined")}),
     )
     # People sign in by SMS code: a password is only needed for staff, so it can be left off.
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "usable_password", "password1", "password2")}),)
@@ -182,6 +182,17 @@ class UserAdmin(PhoneSearchMixin, ReverseRelationPopupMixin, DjangoUserAdmin):
                 [BlacklistedToken(token=token) for token in live.filter(blacklistedtoken__isnull=True)]
             )
         self.message_user(request, _("Refresh tokens revoked: %(count)d.") % {"count": len(revoked)})
+
+    # Every sign-in and refresh records its refresh token; Django's last_login is the admin's alone
+    # (sign-in by SMS leaves it, to spare each sign-in a write of the user's row).
+    @admin.display(description=_("Last sign-in or refresh in the app"))
+    def last_in_app(self, user):
+        newest = OutstandingToken.objects.filter(user=user).aggregate(newest=Max("created_at"))["newest"]
+        return display_for_value(newest, self.get_empty_value_display())
+
+    @admin.display(description=_("Last admin sign-in"))
+    def last_admin_sign_in(self, user):
+        return display_for_value(user.last_login, self.get_empty_value_display())
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -219,6 +219,22 @@ def test_change_page_shows_referral_data_read_only(admin_client, make_user):
     assert 'name="invited_by"' not in html
 
 
+def readonly_value(html: str, field: str) -> str:
+    return re.search(rf'field-{field}.*?<div class="readonly">([^<]*)</div>', html, re.S).group(1).strip()
+
+
+def test_change_page_shows_when_the_person_last_signed_in_or_refreshed_in_the_app(admin_client, make_user):
+    # Django's last_login is the admin's sign-in only: empty for everyone who signs in by SMS.
+    user, never = make_user("+79110000001"), make_user("+79110000002")
+    issue_tokens(user=user)
+
+    assert str(timezone.now().year) in readonly_value(
+        admin_client.get(change_url(user)).content.decode(), "last_in_app"
+    )
+    assert readonly_value(admin_client.get(change_url(never)).content.decode(), "last_in_app") == "-"
+    assert "Last admin sign-in" in admin_client.get(change_url(user)).content.decode()
+
+
 @pytest.mark.parametrize("url", [change_url, lambda user: f"/admin/referrals/referral/{user.pk}/change/"])
 def test_nobody_as_inviter_reads_as_the_admins_dash_not_none(admin_client, make_user, url):
     html = admin_client.get(url(make_user("+79110000001"))).content.decode()
