@@ -12,7 +12,7 @@ from django.utils import translation
 
 from accounts.models import CheckFailure
 from project.throttling import wait_in_words
-from tests.conftest import code_sent_to
+from tests.conftest import code_sent_to, room_in_the_rate_window
 
 pytestmark = pytest.mark.django_db
 
@@ -158,6 +158,7 @@ def test_the_hours_limit_is_told_in_minutes(api, outbox, settings):
 
 def test_the_per_ip_limit_is_told_in_russian(api, settings):
     settings.AUTH_IP_RATE = "1/minute"
+    room_in_the_rate_window()
     call(api, "ru", "post", TOKEN_URL, {})
 
     ru = call(api, "ru", "post", TOKEN_URL, {})

@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from referrals.invite_codes import ALPHABET
 from referrals.models import Referral
 from referrals.services import activate_invite_code
-from tests.conftest import code_sent_to, on_delete_actions
+from tests.conftest import code_sent_to, on_delete_actions, room_in_the_rate_window
 from tests.referral_graph import make_invitees
 
 pytestmark = pytest.mark.django_db
@@ -353,6 +353,7 @@ def test_public_preview_of_unknown_code_is_404(api):
 def test_public_preview_is_throttled_per_ip(api, make_user, settings):
     settings.AUTH_IP_RATE = "2/minute"
     code = code_of(make_user())
+    room_in_the_rate_window()
 
     statuses = [api.get(f"/api/v1/invite-codes/{code}/").status_code for _ in range(3)]
 
