@@ -14,19 +14,23 @@ class Environment(environ.Env):
 
     - left empty (`NAME=` in .env) is the default, as in project/gunicorn.conf.py: django-environ
       would stop start-up with `invalid literal for int()`, naming no variable;
-    - that cannot be read, or lies outside its bounds, stops start-up with a message that names the
-      variable: django-environ reads `10s` as 10 and `1.5.2` as 15.2, and any word but its own
-      true ones as false, so `SECURE_SSL_REDIRECT=ture` would turn HTTPS redirects off.
+    - that cannot be read, or lies outside its bounds (a most, too, where a larger value would be a
+      500 at request time: a date past the year 9999, an integer PostgreSQL cannot hold), stops
+      start-up with a message that names the variable: django-environ reads `10s` as 10 and `1.5.2`
+      as 15.2, and any word but its own true ones as false, so `SECURE_SSL_REDIRECT=ture` would
+      turn HTTPS redirects off.
 
     Text keeps its meaning when empty: `SMS_ALLOWED_REGIONS=` is "everywhere", not the default. A
     list's items lose the spaces around them.
     """
 
-    def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = None) -> int:
-        return self._number(var, default, minimum, int, "a whole number")
+    def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        return self._number(var, default, minimum, maximum, int, "a whole number")
 
-    def float(self, var, default=environ.Env.NOTSET, *, minimum: float | None = None) -> float:
-        return self._number(var, default, minimum, float, "a finite number")
+    def float(
+        self, var, default=environ.Env.NOTSET, *, minimum: float | None = None, maximum: float | None = None
+    ) -> float:
+        return self._number(var, default, minimum, maximum, float, "a finite number")
 
     def bool(self, var, default=environ.Env.NOTSET) -> bool:
         text = self._text(var)
@@ -89,7 +93,7 @@ class Environment(environ.Env):
             raise ImproperlyConfigured(f"Set the {var} environment variable.")
         return default
 
-    def _number(self, var: str, default, minimum, parse, kind: str):
+    def _number(self, var: str, default, minimum, maximum, parse, kind: str):
         text = self._text(var)
         if text is None:
             return self._default(var, default)
@@ -97,8 +101,10 @@ class Environment(environ.Env):
             value = parse(text)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # (a whole number can be past a float's range)
             raise ImproperlyConfigured(f"{var}={text!r} is not {kind}.")
         if minimum is not None and value < minimum:
             raise ImproperlyConfigured(f"{var}={text} is below its least value, {minimum}.")
+        if maximum is not None and value > maximum:
+            raise ImproperlyConfigured(f"{var}={text} is above its most, {maximum}.")
         return value

@@ -14,6 +14,8 @@ from project.environment import Environment
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = Environment()
+DAY_SECONDS = 24 * 60 * 60
+MOST_COUNTED = 2**31 - 1  # the integer columns that counts are compared with and kept in
 
 # Public on purpose: it only ever signs development data, and production refuses it below.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"  # noqa: S105
@@ -105,7 +107,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
     DATABASE_PREPARED_STATEMENTS = False
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0, maximum=DAY_SECONDS)
     # Off: a SELECT 1 round trip on every request would only spare each worker one JSON 503
     # (service_unavailable) after a database restart; the broken connection is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
@@ -117,7 +119,7 @@ else:
     )
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1)
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1, maximum=3600)
     )
 
 REDIS_URL = env("REDIS_URL", default="")
@@ -198,8 +200,10 @@ if not DEBUG and (JWT_SIGNING_KEY in (DEV_SECRET_KEY, SAMPLE_SECRET_KEY) or len(
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and not a public key.")
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30, minimum=1)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1, maximum=365 * 24 * 60)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30, minimum=1, maximum=10 * 365)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
@@ -276,13 +280,13 @@ SPECTACULAR_SETTINGS = {
 PHONE_REGION = env("PHONE_REGION", default="RU").strip().upper()
 SMS_ALLOWED_REGIONS = [region.upper() for region in env.list("SMS_ALLOWED_REGIONS", default=["RU"])]
 OTP_LENGTH = 4
-OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5, minimum=1)
-OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60, minimum=0)
-OTP_SENDS_PER_HOUR = env.int("OTP_SENDS_PER_HOUR", default=5, minimum=1)
-OTP_SENDS_PER_DAY = env.int("OTP_SENDS_PER_DAY", default=10, minimum=1)
-OTP_FAILURES_PER_DAY = env.int("OTP_FAILURES_PER_DAY", default=10, minimum=1)
-OTP_GLOBAL_SENDS_PER_HOUR = env.int("OTP_GLOBAL_SENDS_PER_HOUR", default=1000, minimum=0)
+OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1, maximum=DAY_SECONDS)
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5, minimum=1, maximum=MOST_COUNTED)
+OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60, minimum=0, maximum=DAY_SECONDS)
+OTP_SENDS_PER_HOUR = env.int("OTP_SENDS_PER_HOUR", default=5, minimum=1, maximum=MOST_COUNTED)
+OTP_SENDS_PER_DAY = env.int("OTP_SENDS_PER_DAY", default=10, minimum=1, maximum=MOST_COUNTED)
+OTP_FAILURES_PER_DAY = env.int("OTP_FAILURES_PER_DAY", default=10, minimum=1, maximum=MOST_COUNTED)
+OTP_GLOBAL_SENDS_PER_HOUR = env.int("OTP_GLOBAL_SENDS_PER_HOUR", default=1000, minimum=0, maximum=MOST_COUNTED)
 # "+79990000000:1234,+79990000001:4321": fixed codes, no SMS, no send limits. Off by default.
 # An entry without ":" keeps an empty code, so the accounts.E002 system check reports it.
 OTP_TEST_PHONES = dict((*pair.split(":", 1), "")[:2] for pair in env.list("OTP_TEST_PHONES", default=[]))
@@ -290,7 +294,7 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 
 # SMS delivery.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
-SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1)
+SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1, maximum=300)
 # The language of the SMS text; the phone's owner did not choose one, so it is the service's.
 SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru").strip().lower() or "ru"
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")

@@ -323,6 +323,15 @@ def test_log_level_holds_for_djangos_own_loggers_and_each_line_is_written_once(l
         ("DATABASE_URL", "postgress://app:secret@db:5432/app"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_FORMAT", "text"),
+        # Past their most, each was a 500 on every request that used it (a date past the year 9999,
+        # a float out of range, a bigint out of range).
+        ("JWT_ACCESS_MINUTES", "99999999999"),
+        ("JWT_REFRESH_DAYS", "3000000"),
+        ("OTP_TTL_SECONDS", "999999999999"),
+        ("OTP_RESEND_SECONDS", "999999999999"),
+        ("OTP_GLOBAL_SENDS_PER_HOUR", "9223372036854775808"),
+        ("CONN_MAX_AGE", "1" + "0" * 400),
+        ("DB_CONNECT_TIMEOUT", "99999999999"),
         ("PHONE_REGION", "XX"),
         ("SMS_ALLOWED_REGIONS", "RU,XX"),
         ("REDIS_URL", "localhost:6379"),
@@ -349,6 +358,14 @@ def test_a_setting_that_cannot_be_used_stops_start_up_and_names_itself(name, val
     assert result.returncode != 0
     last_lines = (result.stderr.strip().splitlines() or [""])[-3:]
     assert any(name in line for line in last_lines), result.stderr
+
+
+def test_a_provider_timeout_past_its_most_stops_start_up_without_a_worker_timeout_too():
+    # GUNICORN_TIMEOUT=0 (no timeout) lifts accounts.E007's bound; 1e300 s was a 500 on every code request.
+    result = manage("check", env={"DEBUG": "1", "GUNICORN_TIMEOUT": "0", "SMS_TIMEOUT": "1e300"})
+
+    assert result.returncode != 0
+    assert "SMS_TIMEOUT" in result.stderr.strip().splitlines()[-1]
 
 
 def test_no_allowed_hosts_with_debug_off_stops_start_up():
