@@ -55,6 +55,7 @@ class Environment(environ.Env):
             # connection fails at the first request, naming no variable.
             if config.get("NAME", "") in ("", ":memory:") and "service" not in config.get("OPTIONS", {}):
                 raise ValueError("no database named")
+            _refuse_options_libpq_does_not_know(var, config)
         except (KeyError, ValueError):
             # Neither the value nor the parser's message is repeated: either may hold the password.
             raise ImproperlyConfigured(
@@ -108,3 +109,24 @@ class Environment(environ.Env):
         if maximum is not None and value > maximum:
             raise ImproperlyConfigured(f"{var}={text} is above its most, {maximum}.")
         return value
+
+
+# OPTIONS that Django's PostgreSQL backend takes for itself; the rest go to libpq.
+DJANGO_POSTGRESQL_OPTIONS = frozenset({"assume_role", "isolation_level", "pool", "server_side_binding"})
+
+
+def _refuse_options_libpq_does_not_know(var: str, config: dict) -> None:
+    # A typo (`?sslmod=require`) would otherwise stop the first connection with the driver's traceback.
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        return
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import make_dsn
+
+    unknown = []
+    for name in sorted(set(config.get("OPTIONS", {})) - DJANGO_POSTGRESQL_OPTIONS):
+        try:
+            make_dsn(**{name: "0"})  # libpq checks the name here, the value only when it connects
+        except ProgrammingError:
+            unknown.append(name)
+    if unknown:
+        raise ImproperlyConfigured(f"{var} has query options PostgreSQL does not know: {', '.join(unknown)}.")

@@ -224,6 +224,9 @@ def test_an_empty_number_or_boolean_means_its_default():
         ("DATABASE_URL", "postgres//app:Sup3rS3cret@db:5432/app", "Sup3rS3cret"),  # the colon left out
         ("DATABASE_URL", "postgres:/app:Sup3rS3cret@db:5432/app", "Sup3rS3cret"),  # one slash
         ("REDIS_URL", "redis://:hunter2/x@redis:6379/0", "hunter2"),
+        # An option libpq does not know (a typo of sslmode): the entrypoint's first connection failed
+        # with a traceback of the database driver's.
+        ("DATABASE_URL", "postgres://app:Sup3rS3cret@db:5432/app?sslmod=require", "Sup3rS3cret"),
     ],
 )
 def test_a_url_that_cannot_be_read_is_named_without_its_password(name, value, password):
@@ -232,6 +235,14 @@ def test_a_url_that_cannot_be_read_is_named_without_its_password(name, value, pa
     assert result.returncode != 0
     assert name in result.stderr
     assert password not in result.stdout + result.stderr
+
+
+def test_an_option_libpq_does_not_know_is_named():
+    url = "postgres://app:secret@db:5432/app?sslmode=require&sslmod=require&connect_timeout=3"
+
+    result = manage("check", env={"DEBUG": "1", "DATABASE_URL": url})
+
+    assert result.stderr.strip().splitlines()[-1].endswith("PostgreSQL does not know: sslmod.")
 
 
 def test_sms_language_may_be_a_regional_form():
