@@ -32,7 +32,6 @@ from accounts.fields import INVALID_NAME, InvalidName, person_name
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, mask_phone, parse_phone
 from accounts.throttles import AuthIPThrottle
-from project.exception_handler import SERVICE_RETRY_AFTER, is_outage
 from project.throttling import RequestsThrottled
 
 # The views that read a user and save them: the change page and the password form.
@@ -365,13 +364,8 @@ def limited_per_ip(login):
         if request.method != "POST":
             return login(request, extra_context)
         throttle = AuthIPThrottle()
-        try:
-            allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
-        except Exception as exc:
-            if not is_outage(exc):  # the counters' Redis or database is down or refuses writes: as the API answers
-                raise
-            unavailable = _("The service is temporarily unavailable.")
-            return HttpResponse(str(unavailable), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
+        # The counters' Redis or database down or refusing writes is the 503 page (project.exception_handler).
+        allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
         if not allowed:
             refusal = RequestsThrottled(wait=throttle.wait())
             return HttpResponse(str(refusal.detail), status=429, headers={"Retry-After": str(refusal.wait)})

@@ -1,10 +1,11 @@
 """One error envelope for every non-2xx API reply: {"code", "detail", "errors"?}."""
 
 import logging
+import sys
 from collections.abc import Mapping
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
@@ -116,9 +117,23 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # Django calls this while it handles the exception, so it is still at hand. An outage that DRF's
+    # handler does not see (a page outside the API, or middleware before DRF) is a 503 as the API's.
+    if is_outage(sys.exc_info()[1]):
+        return _unavailable(request)
     if _is_api(request):
         return error_reply("server_error", _("A server error occurred."), status=500)
     return defaults.server_error(request)
+
+
+def _unavailable(request):
+    if _is_api(request):
+        response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
+    else:
+        # Rendered without the request's context, as Django's 500 page: its processors may read the database.
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+    response["Retry-After"] = SERVICE_RETRY_AFTER
+    return response
 
 
 def bad_request(request, exception=None):

@@ -5,6 +5,7 @@ import subprocess
 import threading
 import time
 
+import psycopg2
 import pytest
 import redis
 from django.core.management import call_command
@@ -161,6 +162,25 @@ def on_delete_actions(table: str, referenced: str) -> list[str]:
 
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def drop_this_connection() -> None:
+    """This thread's database connection ended by the server, as in a restart or a failover."""
+    backend = connection.connection.info.backend_pid
+    other = psycopg2.connect(**connection.get_connection_params())
+    other.autocommit = True  # each poll its own snapshot: one transaction would see the backend forever
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the signal is sent; wait for the backend to be gone
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend])
+                if not cursor.fetchone()[0]:
+                    return
+                time.sleep(0.01)
+            pytest.fail(f"backend {backend} outlived pg_terminate_backend")
+    finally:
+        other.close()
 
 
 def room_in_the_rate_window(seconds: float = 5, window: int = 60) -> None:

@@ -1,38 +1,16 @@
 """A database connection lost while the SMS provider takes its time (a restart, a failover)."""
 
-import time
-
-import psycopg2
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts import sms_backends
 from accounts.models import CodeSend, HourlySendBudget
 from accounts.sms_backends import SmsDeliveryError
-from tests.conftest import code_sent_to
+from tests.conftest import code_sent_to, drop_this_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 PHONE = "+79110000001"
-
-
-def drop_this_connection() -> None:
-    backend = connection.connection.info.backend_pid
-    other = psycopg2.connect(**connection.get_connection_params())
-    other.autocommit = True  # each poll its own snapshot: one transaction would see the backend forever
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:  # the signal is sent; wait for the backend to be gone
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend])
-                if not cursor.fetchone()[0]:
-                    return
-                time.sleep(0.01)
-            pytest.fail(f"backend {backend} outlived pg_terminate_backend")
-    finally:
-        other.close()
 
 
 @pytest.fixture
