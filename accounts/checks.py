@@ -11,7 +11,7 @@ from redis.connection import ConnectionPool, parse_url
 
 from accounts.otp import invalid_test_phones
 from accounts.sms_backends import BACKENDS, ConsoleBackend, MemoryBackend, backend_class
-from accounts.throttles import AuthIPThrottle
+from accounts.throttles import RATE_PERIODS, AuthIPThrottle
 
 
 @register()
@@ -47,7 +47,11 @@ def auth_ip_rate_parses(app_configs, **kwargs):
     except (ValueError, KeyError, IndexError):
         throttle = None
     # 0 a window would refuse every sign-in and the admin's password form: 'off' lifts the limit instead.
-    if throttle is None or (throttle.num_requests is not None and throttle.num_requests < 1):
+    if (
+        throttle is None
+        or (throttle.num_requests is not None and throttle.num_requests < 1)
+        or (throttle.rate is not None and throttle.rate.partition("/")[2] not in RATE_PERIODS)
+    ):
         return [
             Error(
                 f"AUTH_IP_RATE={settings.AUTH_IP_RATE!r} is not a rate like '30/minute' (or 'off').", id="accounts.E003"
