@@ -17,6 +17,8 @@ class RefusalsAsOneLine(logging.Filter):
         if not record.name.startswith("django.security."):
             return True
         if record.levelno > logging.WARNING:
+            if logging.getLogger(record.name).getEffectiveLevel() > logging.WARNING:
+                return False  # LOG_LEVEL=ERROR: as a WARNING it would not have been written
             record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True

@@ -301,17 +301,23 @@ def test_lists_are_read_with_spaces_after_their_commas():
     )
 
 
-REFUSED_REQUEST = "from django.test import Client; Client().get('/api/v1/me/')"  # 401: Django logs a warning
+# A 401, which Django logs as a warning, and a refused host, which it logs as an error and the
+# project writes as a warning (project.logs).
+REFUSED_REQUESTS = (
+    "from django.test import Client; Client().get('/api/v1/me/'); Client().get('/', HTTP_HOST='elsewhere.example')"
+)
 
 
 @pytest.mark.parametrize(("level", "lines"), [("WARNING", 1), ("ERROR", 0)])
 def test_log_level_holds_for_djangos_own_loggers_and_each_line_is_written_once(level, lines):
     result = manage(
-        "shell", "-c", REFUSED_REQUEST, env={"DEBUG": "1", "LOG_LEVEL": level, "ALLOWED_HOSTS": "testserver"}
+        "shell", "-c", REFUSED_REQUESTS, env={"DEBUG": "1", "LOG_LEVEL": level, "ALLOWED_HOSTS": "testserver"}
     )
 
     assert result.returncode == 0, result.stderr
-    assert (result.stdout + result.stderr).count("Unauthorized: /api/v1/me/") == lines
+    output = result.stdout + result.stderr
+    assert output.count("Unauthorized: /api/v1/me/") == lines
+    assert output.count("Invalid HTTP_HOST header: 'elsewhere.example'") == lines
 
 
 @pytest.mark.parametrize(
