@@ -33,7 +33,9 @@ class FormFieldLimitMiddleware:
 def _fields_in(request) -> int:
     try:
         body = request.body
-    except OSError:  # the client went away mid-body: the CSRF check meets the same and refuses it
+    except (OSError, ValueError):
+        # The client went away mid-body, or its Content-Length is no number (gunicorn refuses those,
+        # other servers may not): left to Django's handling of the form, as before.
         return 0
     if request.content_type == "multipart/form-data":
         boundary = request.content_params.get("boundary", "")

@@ -64,3 +64,14 @@ def test_a_form_sent_to_a_host_not_served_is_refused_unread(url):
     response = anonymous_client().post(url, urlencoded(100_001), content_type=FORM, HTTP_HOST="elsewhere.example")
 
     assert response.status_code == 400
+
+
+def test_a_multipart_form_with_a_length_that_is_no_number_is_refused_as_before_not_a_500():
+    # gunicorn refuses such a header itself; other servers may pass it on. Django's multipart parser
+    # reads it as no body (a URL-encoded form with it is Django's own 500).
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "a" * 32
+
+    response = client.post("/admin/login/", {"f": "1"}, content_type=MULTIPART_CONTENT, CONTENT_LENGTH="abc")
+
+    assert response.status_code == 403
