@@ -32,6 +32,7 @@ from accounts.fields import INVALID_NAME, InvalidName, person_name
 from accounts.models import CheckFailure, CodeSend, User
 from accounts.phone_numbers import InvalidPhoneNumber, mask_phone, parse_phone
 from accounts.throttles import AuthIPThrottle
+from project.exception_handler import is_outage, unavailable_reply
 from project.throttling import RequestsThrottled
 
 # The views that read a user and save them: the change page and the password form.
@@ -364,8 +365,12 @@ def limited_per_ip(login):
         if request.method != "POST":
             return login(request, extra_context)
         throttle = AuthIPThrottle()
-        # The counters' Redis or database down or refusing writes is the 503 page (project.exception_handler).
-        allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
+        try:
+            allowed = throttle.allow_request(request, SimpleNamespace(throttle_scope="admin"))
+        except Exception as exc:
+            if not is_outage(exc):  # the counters' Redis or database is down or refuses writes: as the API answers
+                raise
+            return unavailable_reply(request)  # here, not from the 500 handler, which DEBUG passes by
         if not allowed:
             refusal = RequestsThrottled(wait=throttle.wait())
             return HttpResponse(str(refusal.detail), status=429, headers={"Retry-After": str(refusal.wait)})

@@ -120,13 +120,14 @@ def server_error(request):
     # Django calls this while it handles the exception, so it is still at hand. An outage that DRF's
     # handler does not see (a page outside the API, or middleware before DRF) is a 503 as the API's.
     if is_outage(sys.exc_info()[1]):
-        return _unavailable(request)
+        return unavailable_reply(request)
     if _is_api(request):
         return error_reply("server_error", _("A server error occurred."), status=500)
     return defaults.server_error(request)
 
 
-def _unavailable(request):
+def unavailable_reply(request):
+    """503 with Retry-After: JSON `service_unavailable` under /api/, else the 503 page."""
     if _is_api(request):
         response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
     else:

@@ -40,7 +40,9 @@ def test_a_read_only_database_is_a_json_503_not_a_500(read_only_database, settin
     assert_sign_in_unavailable(APIClient(REMOTE_ADDR="203.0.113.21"), "+79110000021")
 
 
-def test_the_admin_password_form_on_a_read_only_database_is_a_503_not_a_500(read_only_database, settings):
+@pytest.mark.parametrize("debug", [False, True])  # with DEBUG on, Django answers other pages' errors itself
+def test_the_admin_password_form_on_a_read_only_database_is_a_503_not_a_500(read_only_database, settings, debug):
+    settings.DEBUG = debug
     settings.AUTH_IP_RATE = "30/minute"  # its counter is a database row without REDIS_URL
     settings.REDIS_URL = ""
     client = Client(REMOTE_ADDR="203.0.113.22")
