@@ -5,7 +5,7 @@ import sys
 from collections.abc import Mapping
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseServerError, JsonResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
@@ -123,7 +123,10 @@ def server_error(request):
         return unavailable_reply(request)
     if _is_api(request):
         return error_reply("server_error", _("A server error occurred."), status=500)
-    return defaults.server_error(request)
+    # As Django's page, but not through its CSRF wrapper, which reads the request's form: a form that
+    # cannot be read (a Content-Length that is no number, where the server lets one through) raised
+    # again in here, and the client got the server's bare error instead of this page.
+    return HttpResponseServerError(loader.get_template(defaults.ERROR_500_TEMPLATE_NAME).render())
 
 
 def unavailable_reply(request):

@@ -75,3 +75,14 @@ def test_a_multipart_form_with_a_length_that_is_no_number_is_refused_as_before_n
     response = client.post("/admin/login/", {"f": "1"}, content_type=MULTIPART_CONTENT, CONTENT_LENGTH="abc")
 
     assert response.status_code == 403
+
+
+def test_a_url_encoded_form_with_a_length_that_is_no_number_gets_the_500_page():
+    # Django's own failure to read it; the error page must not try to read it again.
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "a" * 32
+
+    response = client.post("/admin/login/", "f=1", content_type=FORM, CONTENT_LENGTH="abc", HTTP_ACCEPT_LANGUAGE="ru")
+
+    assert response.status_code == 500
+    assert "Ошибка сервера" in response.content.decode()
