@@ -14,8 +14,11 @@ from project.environment import Environment
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = Environment()
-DAY_SECONDS = 24 * 60 * 60
-MOST_COUNTED = 2**31 - 1  # the integer columns that counts are compared with and kept in
+# The most a number setting may be: far past any use, and short of where a request would fail
+# with a 500 (a date past the year 9999, a float out of range, an integer past PostgreSQL's bigint).
+YEAR_SECONDS = 365 * 24 * 60 * 60
+THOUSAND_YEARS_DAYS = 1000 * 365
+MOST_COUNTED = 2**63 - 1
 
 # Public on purpose: it only ever signs development data, and production refuses it below.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"  # noqa: S105
@@ -107,7 +110,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
     DATABASE_PREPARED_STATEMENTS = False
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0, maximum=DAY_SECONDS)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0, maximum=YEAR_SECONDS)
     # Off: a SELECT 1 round trip on every request would only spare each worker one JSON 503
     # (service_unavailable) after a database restart; the broken connection is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
@@ -119,7 +122,7 @@ else:
     )
     # A database that is down answers /readyz and the API with 503 in seconds, not after the OS gives up.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1, maximum=3600)
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1, maximum=24 * 60 * 60)
     )
 
 REDIS_URL = env("REDIS_URL", default="")
@@ -201,9 +204,11 @@ if not DEBUG and (JWT_SIGNING_KEY in (DEV_SECRET_KEY, SAMPLE_SECRET_KEY) or len(
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(
-        minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1, maximum=365 * 24 * 60)
+        minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1, maximum=THOUSAND_YEARS_DAYS * 24 * 60)
     ),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30, minimum=1, maximum=10 * 365)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        days=env.int("JWT_REFRESH_DAYS", default=30, minimum=1, maximum=THOUSAND_YEARS_DAYS)
+    ),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
@@ -280,9 +285,9 @@ SPECTACULAR_SETTINGS = {
 PHONE_REGION = env("PHONE_REGION", default="RU").strip().upper()
 SMS_ALLOWED_REGIONS = [region.upper() for region in env.list("SMS_ALLOWED_REGIONS", default=["RU"])]
 OTP_LENGTH = 4
-OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1, maximum=DAY_SECONDS)
+OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300, minimum=1, maximum=YEAR_SECONDS)
 OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5, minimum=1, maximum=MOST_COUNTED)
-OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60, minimum=0, maximum=DAY_SECONDS)
+OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60, minimum=0, maximum=YEAR_SECONDS)
 OTP_SENDS_PER_HOUR = env.int("OTP_SENDS_PER_HOUR", default=5, minimum=1, maximum=MOST_COUNTED)
 OTP_SENDS_PER_DAY = env.int("OTP_SENDS_PER_DAY", default=10, minimum=1, maximum=MOST_COUNTED)
 OTP_FAILURES_PER_DAY = env.int("OTP_FAILURES_PER_DAY", default=10, minimum=1, maximum=MOST_COUNTED)
@@ -294,7 +299,7 @@ AUTH_IP_RATE = env("AUTH_IP_RATE", default="30/minute")
 
 # SMS delivery.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
-SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1, maximum=300)
+SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0, minimum=0.1, maximum=60 * 60)
 # The language of the SMS text; the phone's owner did not choose one, so it is the service's.
 SMS_LANGUAGE = env("SMS_LANGUAGE", default="ru").strip().lower() or "ru"
 SMSAERO_EMAIL = env("SMSAERO_EMAIL", default="")
