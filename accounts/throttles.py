@@ -9,7 +9,12 @@ from accounts.rate_limits import hit
 DEFAULT_AUTH_IP_RATE = "30/minute"
 # The periods DRF's rate syntax names; DRF itself reads only their first letter ("month" is a minute).
 RATE_PERIODS = frozenset(
-    {"s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "h", "hour", "hours", "d", "day", "days"}
+    {
+        *("s", "sec", "secs", "second", "seconds"),
+        *("m", "min", "mins", "minute", "minutes"),
+        *("h", "hr", "hrs", "hour", "hours"),
+        *("d", "day", "days"),
+    }
 )
 
 

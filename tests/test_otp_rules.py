@@ -373,7 +373,9 @@ def test_a_malformed_auth_ip_rate_fails_the_system_check(settings, rate):
     assert [error.id for error in run_checks() if error.is_serious()] == ["accounts.E003"]
 
 
-@pytest.mark.parametrize("rate", ["30/minute", "5/s", "1000/day", "off", "", "10/min", "2/hours"])
+@pytest.mark.parametrize(
+    "rate", ["30/minute", "5/s", "1000/day", "off", "", "10/min", "10/mins", "2/hours", "2/hr", "1/secs"]
+)
 def test_auth_ip_rates_that_parse_pass_the_system_check(settings, rate):
     from django.core.checks import run_checks
 
