@@ -1,5 +1,6 @@
 """The demo page in a real browser (Debian's Chromium driven by Playwright) against a live server."""
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -376,3 +377,84 @@ def test_russian_browser_gets_russian_labels_and_sends_its_language(open_page):
         page.get_by_role("button", name="Получить код").click()
     assert request.value.headers["accept-language"] == "ru-RU"
     sync_api.expect(page.locator("#phone-error")).not_to_be_empty()
+
+
+def test_a_reload_while_the_code_is_on_its_way_keeps_the_code_entry(open_page, outbox):
+    # A phone's browser may drop the tab while the person reads the SMS; asking again would be
+    # refused for a minute, and the code that came could not be entered.
+    page = open_page()
+    page.get_by_label("Phone number").fill("+7 911 000-00-13")
+    page.get_by_role("button", name="Get code").click()
+    sync_api.expect(page.get_by_label("Code from the SMS")).to_be_focused()
+
+    page.reload()
+
+    sync_api.expect(page.locator("#code-sent")).to_have_text("Enter the code sent to +79110000013.")
+    page.get_by_label("Code from the SMS").fill(code_sent_to(outbox, "+79110000013"))
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
+    page.reload()  # signed in: the code entry is not offered again
+    sync_api.expect(page.get_by_label("Your invite code")).not_to_have_value("")
+
+
+def test_a_code_request_refused_for_a_while_still_offers_the_code_entry(open_page, outbox):
+    # Another tab or device asked a moment ago: the README tells apps to offer code entry on this 429.
+    first = open_page()
+    first.get_by_label("Phone number").fill("+79110000014")
+    first.get_by_role("button", name="Get code").click()
+    sync_api.expect(first.get_by_label("Code from the SMS")).to_be_focused()
+
+    second = open_page()
+    second.get_by_label("Phone number").fill("+79110000014")
+    second.get_by_role("button", name="Get code").click()
+
+    sync_api.expect(second.locator("#phone-error")).to_contain_text("Try again in")
+    second.get_by_label("Code from the SMS").fill(code_sent_to(outbox, "+79110000014"))
+    second.get_by_role("button", name="Sign in").click()
+    sync_api.expect(second.get_by_role("heading", name="Your profile")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "locale", "said"), [(20, "en-US", "20 s"), (90, "en-US", "1 min 30 s"), (300, "ru-RU", "5 мин")]
+)
+def test_the_codes_lifetime_is_told_as_it_is(open_page, outbox, settings, seconds, locale, said):
+    settings.OTP_TTL_SECONDS = seconds
+    page = open_page(locale=locale)
+    page.locator("#phone").fill("+79110000015")
+    page.locator("#phone-form button").click()
+
+    sync_api.expect(page.locator("#code-sent")).to_have_text(re.compile(rf" {said}\.$"))
+
+
+def test_a_profile_that_cannot_load_after_a_reload_can_be_tried_again(open_page, outbox):
+    page = open_page()
+    sign_in(page, outbox, "+79110000016")
+    unavailable = {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}
+    page.route("**/api/v1/me/", lambda route: route.fulfill(status=503, json=unavailable))
+
+    page.reload()
+    sync_api.expect(page.get_by_text(unavailable["detail"])).to_be_visible()
+    page.unroute("**/api/v1/me/")
+    page.get_by_role("button", name="Try again").click()
+
+    sync_api.expect(page.get_by_label("Your invite code")).not_to_have_value("")
+    sync_api.expect(page.get_by_role("button", name="Try again")).to_be_hidden()
+
+
+@pytest.mark.parametrize("path", ["/", "/api/redoc/", "/api/docs/"])
+def test_the_pages_ask_no_other_host_and_nothing_is_missing(browser, live_server, path):
+    # The docs must work with no internet: Redoc's bundle draws its maker's logo from a CDN.
+    context = browser.new_context()
+    page = context.new_page()
+    asked, refused, missing = [], [], []
+    page.on("request", lambda request: asked.append(request.url))
+    page.on("requestfailed", lambda request: request.failure == "csp" and refused.append(request.url))
+    page.on("response", lambda response: response.status >= 400 and missing.append(response.url))
+    page.goto(live_server.url + path)
+    page.wait_for_load_state("networkidle")
+    context.close()
+
+    local = (live_server.url, "data:", f"blob:{live_server.url}")
+    # A request the page's policy refused never left the browser.
+    assert [url for url in asked if not url.startswith(local) and url not in refused] == []
+    assert missing == []

@@ -7,7 +7,11 @@ const INVITEES_PAGE_SIZE = 10;
 // The page's own words; the API translates its error messages itself from Accept-Language.
 const MESSAGES = {
   en: {
-    code_sent: "A {length}-digit code was sent to {phone}. It is valid for {minutes} min.",
+    code_sent: "A {length}-digit code was sent to {phone}. It is valid for {lifetime}.",
+    enter_code: "Enter the code sent to {phone}.",
+    minutes: "{n} min",
+    seconds: "{n} s",
+    retry: "Try again",
     copied: "Copied.",
     copy_failed: "Could not copy: select the text and copy it by hand.",
     saved: "Saved.",
@@ -46,7 +50,11 @@ const MESSAGES = {
     sign_out: "Выйти",
     api_docs: "Документация API",
     page_title: "Вход по телефону и приглашения: демо",
-    code_sent: "Код из {length} цифр отправлен на {phone}. Он действует {minutes} мин.",
+    code_sent: "Код из {length} цифр отправлен на {phone}. Он действует {lifetime}.",
+    enter_code: "Введите код, отправленный на {phone}.",
+    minutes: "{n} мин",
+    seconds: "{n} с",
+    retry: "Повторить",
     copied: "Скопировано.",
     copy_failed: "Не удалось скопировать: выделите текст и скопируйте вручную.",
     saved: "Сохранено.",
@@ -222,8 +230,29 @@ function onSubmit(form, work) {
 
 let phone = null; // the E.164 form the API returned for the code request
 
+// The phone a code went to, kept for the tab: a phone's browser may drop the tab while the person
+// reads the SMS, and asking again within a minute is refused.
+const CODE_PHONE = "code_phone";
+
+function offerCodeEntry(to, message) {
+  phone = to;
+  sessionStorage.setItem(CODE_PHONE, to);
+  $("code-sent").textContent = message;
+  $("sign-in-status").textContent = "";
+  $("code-form").hidden = false;
+  $("code").value = "";
+}
+
+function lifetime(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  const rest = seconds % 60;
+  const parts = [minutes && t("minutes", { n: minutes }), (rest || !minutes) && t("seconds", { n: rest })];
+  return parts.filter(Boolean).join(" ");
+}
+
 function showSignIn(message = "") {
   tokens.clear();
+  sessionStorage.removeItem(CODE_PHONE);
   // Whoever signs in next in this tab sees nothing of the last person's page.
   clearErrors($("profile"));
   for (const id of ["names-status", "copy-status", "inviter-info", "code-sent"]) $(id).textContent = "";
@@ -299,28 +328,45 @@ async function loadProfile() {
   await loadInvitees();
 }
 
+// After a reload: an outage or a limit says nothing about the session, which stays; the page
+// offers to try again rather than leave the person with the error alone.
+function loadSignedIn() {
+  $("retry").hidden = true;
+  return busy(document.querySelector("main"), async () => {
+    try {
+      await loadProfile();
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) $("retry").hidden = false;
+      throw error;
+    }
+  });
+}
+
 // Wiring ------------------------------------------------------------------------------
 
 function start() {
   translatePage();
 
   onSubmit($("phone-form"), async (data) => {
-    const sent = await call("POST", `${API}auth/code/`, { phone: data.get("phone") }, { auth: false });
-    phone = sent.phone;
-    $("code-sent").textContent = t("code_sent", {
-      length: sent.code_length,
-      phone: sent.phone,
-      minutes: Math.round(sent.expires_in / 60),
-    });
-    $("sign-in-status").textContent = "";
-    $("code-form").hidden = false;
-    $("code").value = "";
+    let sent;
+    try {
+      sent = await call("POST", `${API}auth/code/`, { phone: data.get("phone") }, { auth: false });
+    } catch (error) {
+      // Perhaps a code went out a moment ago (another tab, another device): it can still be entered.
+      if (error instanceof ApiError && error.status === 429) {
+        offerCodeEntry(data.get("phone"), t("enter_code", { phone: data.get("phone") }));
+      }
+      throw error;
+    }
+    const message = t("code_sent", { length: sent.code_length, phone: sent.phone, lifetime: lifetime(sent.expires_in) });
+    offerCodeEntry(sent.phone, message);
     $("code").focus();
   });
 
   onSubmit($("code-form"), async (data) => {
     const signedIn = await call("POST", `${API}auth/token/`, { phone, code: data.get("code") }, { auth: false });
     tokens.save(signedIn);
+    sessionStorage.removeItem(CODE_PHONE);
     showProfile(signedIn.user);
     await busy($("invitees-box"), loadInvitees);
   });
@@ -370,11 +416,15 @@ function start() {
     });
   }
 
+  $("retry").addEventListener("click", loadSignedIn);
+
   if (tokens.refresh) {
     $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
-    busy(document.querySelector("main"), loadProfile);
+    loadSignedIn();
   } else {
+    const codePhone = sessionStorage.getItem(CODE_PHONE);
     showSignIn();
+    if (codePhone) offerCodeEntry(codePhone, t("enter_code", { phone: codePhone }));
   }
 }
 
