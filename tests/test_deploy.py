@@ -127,6 +127,18 @@ def test_a_value_starting_with_a_dollar_is_itself_not_another_variable():
     assert result.stdout.splitlines()[-1].split() == [secret, signing]
 
 
+def test_env_sample_can_be_read_by_a_shell_as_well_as_by_compose():
+    # .env.sample tells those who run manage.py by hand to export .env with the shell.
+    result = subprocess.run(
+        ["bash", "-c", "set -ea; . ./.env.sample; set +a; env"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    exported = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert exported["SMSAERO_SIGN"] == "SMS Aero"
+    assert exported["SECRET_KEY"] == env_sample()["SECRET_KEY"]
+
+
 def test_env_sample_matches_the_compose_database():
     sample = env_sample()
 
