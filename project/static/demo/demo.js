@@ -230,17 +230,28 @@ function onSubmit(form, work) {
 
 let phone = null; // the E.164 form the API returned for the code request
 
-// The phone a code went to, kept for the tab: a phone's browser may drop the tab while the person
-// reads the SMS, and asking again within a minute is refused.
+// The phone a code went to and until when the code lives, kept for the tab: a phone's browser may
+// drop the tab while the person reads the SMS, and asking again within a minute is refused.
 const CODE_PHONE = "code_phone";
 
-function offerCodeEntry(to, message) {
+function offerCodeEntry(to, until, message) {
   phone = to;
-  sessionStorage.setItem(CODE_PHONE, to);
+  sessionStorage.setItem(CODE_PHONE, JSON.stringify({ phone: to, until }));
   $("code-sent").textContent = message;
   $("sign-in-status").textContent = "";
   $("code-form").hidden = false;
   $("code").value = "";
+  $("code").focus();
+}
+
+// The code entry a reload interrupted, while its code may still be alive.
+function pendingCodeEntry() {
+  try {
+    const pending = JSON.parse(sessionStorage.getItem(CODE_PHONE));
+    return pending && typeof pending.phone === "string" && pending.until > Date.now() ? pending : null;
+  } catch {
+    return null;
+  }
 }
 
 function lifetime(seconds) {
@@ -253,6 +264,8 @@ function lifetime(seconds) {
 function showSignIn(message = "") {
   tokens.clear();
   sessionStorage.removeItem(CODE_PHONE);
+  $("retry").hidden = true;
+  clearErrors(document.querySelector("main"));
   // Whoever signs in next in this tab sees nothing of the last person's page.
   clearErrors($("profile"));
   for (const id of ["names-status", "copy-status", "inviter-info", "code-sent"]) $(id).textContent = "";
@@ -331,12 +344,12 @@ async function loadProfile() {
 // After a reload: an outage or a limit says nothing about the session, which stays; the page
 // offers to try again rather than leave the person with the error alone.
 function loadSignedIn() {
-  $("retry").hidden = true;
   return busy(document.querySelector("main"), async () => {
     try {
       await loadProfile();
+      $("retry").hidden = true;
     } catch (error) {
-      if (!(error instanceof SessionEnded)) $("retry").hidden = false;
+      $("retry").hidden = error instanceof SessionEnded; // signed out: the sign-in form says why
       throw error;
     }
   });
@@ -348,19 +361,9 @@ function start() {
   translatePage();
 
   onSubmit($("phone-form"), async (data) => {
-    let sent;
-    try {
-      sent = await call("POST", `${API}auth/code/`, { phone: data.get("phone") }, { auth: false });
-    } catch (error) {
-      // Perhaps a code went out a moment ago (another tab, another device): it can still be entered.
-      if (error instanceof ApiError && error.status === 429) {
-        offerCodeEntry(data.get("phone"), t("enter_code", { phone: data.get("phone") }));
-      }
-      throw error;
-    }
+    const sent = await call("POST", `${API}auth/code/`, { phone: data.get("phone") }, { auth: false });
     const message = t("code_sent", { length: sent.code_length, phone: sent.phone, lifetime: lifetime(sent.expires_in) });
-    offerCodeEntry(sent.phone, message);
-    $("code").focus();
+    offerCodeEntry(sent.phone, Date.now() + sent.expires_in * 1000, message);
   });
 
   onSubmit($("code-form"), async (data) => {
@@ -422,9 +425,9 @@ function start() {
     $("sign-in").hidden = true; // signed in already (a reload): no flash of the sign-in form
     loadSignedIn();
   } else {
-    const codePhone = sessionStorage.getItem(CODE_PHONE);
+    const pending = pendingCodeEntry();
     showSignIn();
-    if (codePhone) offerCodeEntry(codePhone, t("enter_code", { phone: codePhone }));
+    if (pending) offerCodeEntry(pending.phone, pending.until, t("enter_code", { phone: pending.phone }));
   }
 }
 
