@@ -424,36 +424,39 @@ def test_the_codes_lifetime_is_told_as_it_is(open_page, outbox, settings, second
     sync_api.expect(page.locator("#code-sent")).to_have_text(re.compile(rf" {said}\.$"))
 
 
+UNAVAILABLE = {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}
+
+
+def reload_signed_in_while_unavailable(page, outbox, phone, path):
+    """A reload of a signed-in page while `path` answers 503; the page is left offering to try again."""
+    sign_in(page, outbox, phone)
+    page.route(path, lambda route: route.fulfill(status=503, json=UNAVAILABLE))
+    page.reload()
+    sync_api.expect(page.get_by_text(UNAVAILABLE["detail"])).to_be_visible()
+    sync_api.expect(page.get_by_role("button", name="Try again")).to_be_visible()
+    page.unroute(path)
+
+
 def test_a_profile_that_cannot_load_after_a_reload_can_be_tried_again(open_page, outbox):
     page = open_page()
-    sign_in(page, outbox, "+79110000016")
-    unavailable = {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}
-    page.route("**/api/v1/me/", lambda route: route.fulfill(status=503, json=unavailable))
+    reload_signed_in_while_unavailable(page, outbox, "+79110000016", "**/api/v1/me/")
 
-    page.reload()
-    sync_api.expect(page.get_by_text(unavailable["detail"])).to_be_visible()
-    page.unroute("**/api/v1/me/")
     page.get_by_role("button", name="Try again").click()
 
     sync_api.expect(page.get_by_label("Your invite code")).not_to_have_value("")
     sync_api.expect(page.get_by_role("button", name="Try again")).to_be_hidden()
-    sync_api.expect(page.get_by_text(unavailable["detail"])).to_be_hidden()
+    sync_api.expect(page.get_by_text(UNAVAILABLE["detail"])).to_be_hidden()
 
 
 def test_the_try_again_button_goes_with_the_session(open_page, outbox):
     page = open_page()
-    sign_in(page, outbox, "+79110000017")
-    unavailable = {"code": "service_unavailable", "detail": "The service is temporarily unavailable."}
-    page.route("**/api/v1/me/invitees/**", lambda route: route.fulfill(status=503, json=unavailable))
-    page.reload()
-    sync_api.expect(page.get_by_role("button", name="Try again")).to_be_visible()
-    page.unroute("**/api/v1/me/invitees/**")
+    reload_signed_in_while_unavailable(page, outbox, "+79110000017", "**/api/v1/me/invitees/**")
 
     page.get_by_role("button", name="Sign out").click()
 
     sync_api.expect(page.get_by_text("You have signed out.")).to_be_visible()
     sync_api.expect(page.get_by_role("button", name="Try again")).to_be_hidden()
-    sync_api.expect(page.get_by_text(unavailable["detail"])).to_be_hidden()
+    sync_api.expect(page.get_by_text(UNAVAILABLE["detail"])).to_be_hidden()
 
 
 @pytest.mark.parametrize("path", ["/", "/api/redoc/", "/api/docs/"])
