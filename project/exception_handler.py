@@ -61,9 +61,7 @@ def is_outage(exc: BaseException) -> bool:
 def envelope_exception_handler(exc, context):
     if is_outage(exc):
         logger.error("service unavailable: %s.%s: %s", type(exc).__module__, type(exc).__name__, exc)
-        response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
-        response["Retry-After"] = SERVICE_RETRY_AFTER
-        return response
+        return _unavailable_json()  # JSON on any DRF view, under /api/ or not
     if isinstance(exc, Throttled) and not isinstance(exc, RequestsThrottled):
         exc = RequestsThrottled(wait=exc.wait)  # the per-IP limits, DRF's throttle classes: the wait in words
     response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
@@ -132,10 +130,15 @@ def server_error(request):
 def unavailable_reply(request):
     """503 with Retry-After: JSON `service_unavailable` under /api/, else the 503 page."""
     if _is_api(request):
-        response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
-    else:
-        # Rendered without the request's context, as Django's 500 page: its processors may read the database.
-        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        return _unavailable_json()
+    # Rendered without the request's context, as Django's 500 page: its processors may read the database.
+    return HttpResponse(
+        loader.get_template("503.html").render(), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER}
+    )
+
+
+def _unavailable_json() -> JsonResponse:
+    response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
     response["Retry-After"] = SERVICE_RETRY_AFTER
     return response
 
