@@ -11,7 +11,6 @@ const MESSAGES = {
     enter_code: "Enter the code sent to {phone}.",
     minutes: "{n} min",
     seconds: "{n} s",
-    retry: "Try again",
     copied: "Copied.",
     copy_failed: "Could not copy: select the text and copy it by hand.",
     saved: "Saved.",
