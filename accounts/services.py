@@ -85,6 +85,9 @@ def _reserve_send(*, phone: str) -> tuple[CodeSend, int]:
     now = timezone.now()
     _lock_phone(phone)
     recent, refusals = _recent_sends_and_refusals_clearing_old(phone, now=now)
+    # The clock was read before the lock was granted: a send that the lock's holder recorded in the
+    # meantime can be newer, and a wait counted from the earlier reading would be too long.
+    now = max([now, *recent[:1]])
     if refusals >= settings.OTP_FAILURES_PER_DAY:
         raise PhoneLocked(wait=_seconds_until_unlocked(phone, now=now))  # a code it could not use: no SMS sent
     _refuse_over_limits(recent, now=now)

@@ -1,14 +1,17 @@
 """Limits that must hold under real concurrent requests: threads, separate connections, PostgreSQL."""
 
+import time
 from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
-from tests.conftest import code_sent_to, run_concurrently
+from tests.conftest import code_sent_to, in_a_thread, run_concurrently, wait_until_a_query_waits_on_a_lock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -99,3 +102,25 @@ def test_one_refresh_token_raced_rotates_once(sign_in):
         return APIClient().post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json").status_code
 
     assert Counter(run_concurrently(8, rotate)) == {200: 1, 401: 7}
+
+
+def test_a_code_request_that_waited_for_the_phone_is_told_the_interval_not_more(outbox):
+    # It reads the clock, then waits for the phone's lock, whose holder records a send a second
+    # later and commits: the wait it is told counts from the send, not from its own clock read.
+    PhoneChallenge.objects.create(phone=PHONE)
+
+    def request():
+        return APIClient().post("/api/v1/auth/code/", {"phone": PHONE}, format="json")
+
+    with transaction.atomic():
+        PhoneChallenge.objects.select_for_update().get(phone=PHONE)
+        thread, outcome = in_a_thread(request)
+        wait_until_a_query_waits_on_a_lock()
+        time.sleep(1.5)
+        CodeSend.objects.create(phone=PHONE, sent_at=timezone.now())
+    thread.join()
+
+    response = outcome["response"]
+    assert response.status_code == 429, response.json()
+    assert response["Retry-After"] == "60"
+    assert response.json()["detail"] == "A code was just sent to this phone. Try again in 1 minute."
