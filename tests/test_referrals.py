@@ -107,6 +107,17 @@ def test_invisible_characters_pasted_with_a_code_are_dropped(api, authed, make_u
     assert api.get(f"/api/v1/invite-codes/{quote(typed)}/").status_code == 200
 
 
+@pytest.mark.parametrize("around", [("", "\n"), ("\n", ""), ("\r\n", "\r\n"), (" ", "\t")])
+def test_the_preview_ignores_line_breaks_and_spaces_around_a_code(api, make_user, around):
+    # A code copied with the line it ended; the path's own converter stopped at a line break, so this
+    # answered the router's not_found.
+    code = code_of(make_user())
+
+    response = api.get(f"/api/v1/invite-codes/{quote(around[0] + code + around[1])}/")
+
+    assert (response.status_code, response.json()["invite_code"]) == (200, code)
+
+
 @pytest.mark.parametrize("typed", ["МНК234", "мнк234", "МHK234"])  # noqa: RUF001 - Cyrillic on purpose
 def test_cyrillic_look_alikes_typed_in_a_code_read_as_latin(api, authed, make_user, typed):
     # A code read off a screen and typed on a Russian keyboard layout.
