@@ -1,6 +1,10 @@
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from rest_framework.exceptions import MethodNotAllowed
+
+from project.exception_handler import SERVICE_RETRY_AFTER, error_reply
 
 
 @never_cache
@@ -16,7 +20,14 @@ def readyz(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+        # The probe's own fields, for orchestrators, in the envelope every error body has.
+        body = {
+            "status": "unavailable",
+            "database": "unreachable",
+            "code": "service_unavailable",
+            "detail": _("The service is temporarily unavailable."),
+        }
+        return JsonResponse(body, status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
@@ -25,7 +36,8 @@ class HealthProbeMiddleware:
 
     Orchestrators and load balancers probe a target by its address (Kubernetes' httpGet sends the
     pod's IP), which ALLOWED_HOSTS does not name; Django would answer them 400, and the target would
-    never count as healthy. First in MIDDLEWARE: the probes also skip the HTTPS redirect.
+    never count as healthy. First in MIDDLEWARE: the probes also skip the HTTPS redirect. Other
+    methods are refused here too: past this point the CSRF check would refuse them with its page.
     """
 
     PROBES = {"/healthz": healthz, "/readyz": readyz}
@@ -35,6 +47,10 @@ class HealthProbeMiddleware:
 
     def __call__(self, request):
         probe = self.PROBES.get(request.path_info)
-        if probe is not None and request.method in ("GET", "HEAD"):
+        if probe is None:
+            return self.get_response(request)
+        if request.method in ("GET", "HEAD"):
             return probe(request)
-        return self.get_response(request)
+        response = error_reply("method_not_allowed", str(MethodNotAllowed(request.method).detail), status=405)
+        response["Allow"] = "GET, HEAD"
+        return response

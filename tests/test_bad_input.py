@@ -7,6 +7,7 @@ import logging
 from urllib.parse import urlencode
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from project.logs import RefusalsAsOneLine
@@ -236,6 +237,17 @@ def test_health_probes_answer_whatever_host_they_name_over_plain_http(api, setti
 
     assert (response.status_code, response.json()) == (200, body)
     assert api.get("/api/v1/invite-codes/ABCDEF/", HTTP_HOST="10.0.0.5:8000").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_health_probes_refuse_other_methods_with_the_json_envelope(path, method):
+    # With the CSRF check on, as for a real client: a probe configured to POST got Django's HTML
+    # "CSRF verification failed" page, which names the wrong reason.
+    response = Client(enforce_csrf_checks=True).generic(method, path, HTTP_HOST="10.0.0.5:8000")
+
+    assert_envelope(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET, HEAD"
 
 
 def test_forged_cursor_is_404_not_500(authed):

@@ -637,7 +637,15 @@ def test_database_outage_gives_json_503_not_500():
         finally:
             stop(server)
 
-    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable", "database": "unreachable"})
+    assert ready.status_code == 503
+    # The probe's own fields, and the envelope every other error body has.
+    assert ready.json() == {
+        "status": "unavailable",
+        "database": "unreachable",
+        "code": "service_unavailable",
+        "detail": "The service is temporarily unavailable.",
+    }
+    assert ready.headers["Retry-After"] == "5"
     assert code.status_code == 503, code.text
     assert code.headers["Content-Type"] == "application/json"
     assert code.json()["code"] == "service_unavailable"
