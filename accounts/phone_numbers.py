@@ -33,10 +33,15 @@ def parse_phone(raw: str, *, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# CJK input methods type the ASCII signs in their full-width forms (U+FF01-U+FF5E): a plus, brackets, dots.
+FULL_WIDTH_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+
+
 def _without_typography(raw: str) -> str:
     # A number copied from a contacts app or a web page brings invisible format characters
     # (direction marks, zero-width spaces) and typographic dashes (U+2010-U+2015) along.
-    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in without_invisible(raw))
+    ascii_signs = without_invisible(raw).translate(FULL_WIDTH_TO_ASCII)
+    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in ascii_signs)
 
 
 def region_of(phone: str) -> str | None:

@@ -159,6 +159,23 @@ def test_other_script_digits_in_a_phone_are_read_as_digits(api, outbox):
     assert response.json()["phone"] == "+79110000000"
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        # All full-width, as CJK input methods type it.
+        "\uff0b\uff17\uff19\uff11\uff11\uff10\uff10\uff10\uff10\uff10\uff10\uff10",
+        "\uff0b7\u3000\uff08911\uff09\u3000000\uff0d00\uff0d00",  # full-width plus, brackets and dashes
+        "+7 911 000\uff0e00\uff0e00",
+    ],
+)
+def test_full_width_signs_in_a_phone_read_as_their_ascii_forms(api, outbox, typed):
+    # Full-width digits were read, but a full-width plus or bracket made the whole number invalid_phone.
+    response = api.post("/api/v1/auth/code/", {"phone": typed}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["phone"] == "+79110000000"
+
+
 @pytest.mark.parametrize("space", ["\u00a0", "\u2007", "\u2009", "\u202f", "\u3000"])
 def test_any_unicode_space_in_a_phone_is_a_space(api, outbox, space):
     response = api.post("/api/v1/auth/code/", {"phone": f"+7{space}911{space}000-00-00"}, format="json")
