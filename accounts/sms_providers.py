@@ -7,6 +7,7 @@ log nor the reason ever carries the message text (it holds the code) or the full
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -194,6 +195,7 @@ class SmsAeroBackend(ProviderBackend):
     credential_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY")
 
     def deliver(self, *, phone: str, text: str) -> str:
+        started = time.monotonic()
         try:
             client = _SmsAeroGate(
                 email=settings.SMSAERO_EMAIL,
@@ -211,7 +213,11 @@ class SmsAeroBackend(ProviderBackend):
         except SmsAeroNoMoneyException as exc:
             raise _fail(self.provider, phone, "no money on the account") from exc
         except SmsAeroConnectionException as exc:
-            reason = f"no usable answer from {settings.SMSAERO_URL} within {settings.SMS_TIMEOUT} s"
+            # The library keeps no cause: a refused connection and a silent provider raise alike.
+            if time.monotonic() - started < settings.SMS_TIMEOUT:
+                reason = f"cannot connect to {settings.SMSAERO_URL}, or it broke off its answer"
+            else:
+                reason = f"no answer from {settings.SMSAERO_URL} within {settings.SMS_TIMEOUT} s"
             raise _fail(self.provider, phone, reason) from exc
         except SmsAeroException as exc:
             raise _fail(self.provider, phone, f"refused: {str(exc)[:200]}") from exc

@@ -296,12 +296,18 @@ def test_a_success_without_a_message_id_is_a_failure(settings, fake, name, body)
         send()
 
 
-def test_refused_connection_is_a_delivery_error(provider, settings):
+def test_refused_connection_is_a_delivery_error(provider, settings, caplog):
     url = closed_port_url()
     settings.EXOLVE_URL, settings.SMSAERO_URL = url, f"{url}/v2/"
+    settings.SMS_TIMEOUT = 30
 
     with pytest.raises(SmsDeliveryError):
         send()
+
+    # What the operator reads: the provider could not be reached, not that it was slow.
+    [warning] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert "cannot connect to" in warning, warning
+    assert "within 30" not in warning, warning
 
 
 @pytest.mark.parametrize(
