@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from accounts import services
+from accounts import otp, services
 from accounts.exceptions import PhoneSendLimitReached
 from accounts.models import CheckFailure, CodeSend, HourlySendBudget, PhoneChallenge
 from tests.conftest import code_sent_to
@@ -58,16 +58,44 @@ def test_second_code_within_a_minute_is_throttled_with_retry_after(api, outbox):
     assert len(outbox) == 1
 
 
-def test_new_code_after_a_minute_replaces_the_old_one(api, outbox):
+def test_new_code_after_a_minute_replaces_the_old_one(api, outbox, monkeypatch):
+    codes = iter(["1111", "2222"])  # two random codes are the same one time in 10,000
+    monkeypatch.setattr(otp, "generate_code", lambda: next(codes))
     request_code(api)
     old = code_sent_to(outbox, PHONE)
     age_sends(timedelta(seconds=61))
 
     assert request_code(api).status_code == 200
     new = code_sent_to(outbox, PHONE)
-    if old != new:
-        assert check(api, old).json()["code"] == "invalid_code"
+    assert (old, new) == ("1111", "2222")
+    assert check(api, old).json()["code"] == "invalid_code"
     assert check(api, new).status_code == 200
+
+
+def test_codes_are_drawn_by_secrets_from_all_ten_digits(api, outbox, monkeypatch):
+    alphabets = []
+
+    def choice(alphabet):
+        alphabets.append(alphabet)
+        return real_choice(alphabet)
+
+    real_choice = otp.secrets.choice
+    monkeypatch.setattr(otp.secrets, "choice", choice)  # a guessable generator would not call it
+    request_code(api)
+
+    assert alphabets == ["0123456789"] * 4
+    digits = {digit for _ in range(300) for digit in otp.generate_code()}
+    assert digits == set("0123456789")
+
+
+def test_a_code_lives_as_long_as_the_reply_says(api, outbox):
+    before = timezone.now()
+    response = request_code(api)
+    after = timezone.now()
+
+    assert response.json()["expires_in"] == 300
+    expires_at = PhoneChallenge.objects.get(phone=PHONE).expires_at
+    assert before + timedelta(seconds=300) <= expires_at <= after + timedelta(seconds=300)
 
 
 def test_at_most_five_codes_an_hour(api, outbox):
@@ -220,6 +248,18 @@ def test_ten_failed_checks_lock_the_phone_even_with_a_new_code(api, outbox):
     assert response.status_code == 429
     assert response.json()["code"] == "throttled"
     assert 23 * 3600 < int(response["Retry-After"]) <= 24 * 3600
+
+
+def test_failures_hours_old_still_lock_sign_in_for_the_rest_of_their_day(api, outbox):
+    request_code(api)
+    hours_ago = [timezone.now() - timedelta(hours=hours) for hours in range(20, 10, -1)]  # 20 h ... 11 h ago
+    CheckFailure.objects.bulk_create([CheckFailure(phone=PHONE, failed_at=moment) for moment in hours_ago])
+
+    response = check(api, code_sent_to(outbox, PHONE))
+
+    assert response.status_code == 429
+    # The lock opens when the oldest of the ten leaves the day, four hours from now.
+    assert 4 * 3600 - 60 < int(response["Retry-After"]) <= 4 * 3600
 
 
 def test_lock_lifts_when_the_failures_leave_the_day_window(api, outbox):
