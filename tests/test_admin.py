@@ -464,6 +464,20 @@ def test_signing_out_everywhere_revokes_every_live_refresh_token_of_the_users(ad
     assert User.objects.get(pk=user.pk).is_active  # signed out, not disabled: the next sign-in works
 
 
+def test_signing_out_everywhere_revokes_the_tokens_of_every_selected_user(admin_client, make_user, api):
+    users = [make_user(f"+7911000001{i}") for i in range(3)]
+    sessions = [issue_tokens(user=user) for user in users]
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "sign_out_everywhere", "_selected_action": [user.pk for user in users]}, follow=True
+    )
+
+    assert "Refresh tokens revoked: 3." in response.content.decode()
+    for tokens in sessions:
+        refused = api.post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+        assert refused.status_code == 401
+
+
 def test_signing_out_everywhere_needs_the_change_permission(make_user):
     staff = make_user("+79000000002", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_user"))

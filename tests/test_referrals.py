@@ -118,6 +118,15 @@ def test_the_preview_ignores_line_breaks_and_spaces_around_a_code(api, make_user
     assert (response.status_code, response.json()["invite_code"]) == (200, code)
 
 
+def test_spaces_left_once_invisible_characters_are_dropped_are_trimmed_too(api, authed, make_user):
+    # The field trims spaces, but not past a zero-width space, which goes only after it.
+    inviter, client = make_user(), authed()
+    typed = f"\u200b {code_of(inviter).lower()} \u200b"
+
+    assert activate(client, typed).json()["invited_by"] == inviter.phone
+    assert api.get(f"/api/v1/invite-codes/{quote(typed)}/").status_code == 200
+
+
 @pytest.mark.parametrize("typed", ["МНК234", "мнк234", "МHK234"])  # noqa: RUF001 - Cyrillic on purpose
 def test_cyrillic_look_alikes_typed_in_a_code_read_as_latin(api, authed, make_user, typed):
     # A code read off a screen and typed on a Russian keyboard layout.
@@ -325,6 +334,16 @@ def test_invitee_pages_are_newest_first_and_walk_every_invitee(authed):
     assert len(seen) == 120
     assert [row["phone"] for row in seen] == [f"+7912{i:07d}" for i in reversed(range(120))]
     assert set(seen[0]) == {"phone", "first_name", "last_name", "activated_at"}
+
+
+def test_a_page_holds_at_most_a_hundred_invitees_whatever_is_asked(authed):
+    client = authed()
+    make_invitees(client.user, 101)
+
+    page = client.get("/api/v1/me/invitees/?page_size=1000").json()
+
+    assert len(page["results"]) == 100
+    assert page["next"] is not None
 
 
 def test_invitee_pages_are_stable_under_inserts(authed):
