@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
+from project.settings import SAMPLE_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables the test run itself sets (pytest.ini, pytest-django) that a deployment would not have.
@@ -110,6 +111,19 @@ def test_production_refuses_a_secret_key_the_deploy_check_calls_weak(secret):
 
     assert result.returncode != 0
     assert "SECRET_KEY must be at least 50 characters" in result.stderr
+
+
+@pytest.mark.parametrize("signing", ["k" * 31, SAMPLE_SECRET_KEY], ids=["31 characters", ".env.sample's"])
+def test_production_refuses_a_jwt_signing_key_anyone_could_find(signing):
+    # Whoever finds the key signs access tokens for any user.
+    secret = "jwt-key-test-secret-key-0123456789abcdef0123456789abcdef"
+    env = {"DEBUG": "0", "SECRET_KEY": secret, "JWT_SIGNING_KEY": signing, "ALLOWED_HOSTS": "api.example.com"}
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "JWT_SIGNING_KEY must be at least 32 characters and not a public key." in result.stderr
+    assert manage("check", env={**env, "JWT_SIGNING_KEY": "k" * 32}).returncode == 0
 
 
 def test_a_value_starting_with_a_dollar_is_itself_not_another_variable():
