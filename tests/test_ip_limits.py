@@ -53,6 +53,18 @@ def test_limits_are_per_endpoint_and_per_ip(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("other", ["/api/v1/auth/token/refresh/", "/api/v1/auth/logout/"])
+def test_a_spent_sign_in_limit_leaves_refreshes_and_sign_outs_their_own(settings, other):
+    # Apps signed in behind one NAT address keep refreshing while someone there guesses codes.
+    settings.AUTH_IP_RATE = "1/minute"
+    client = APIClient(REMOTE_ADDR="203.0.113.7")
+
+    assert client.post("/api/v1/auth/token/", {}, format="json").status_code == 400
+    assert client.post("/api/v1/auth/token/", {}, format="json").status_code == 429
+    assert client.post(other, {}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
 def test_activating_invite_codes_is_limited_per_ip_as_looking_them_up_is(settings, make_user):
     # Until a code takes, each unknown one answers 400: without a limit, a guess a few milliseconds.
     settings.AUTH_IP_RATE = "3/minute"
