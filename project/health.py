@@ -1,10 +1,12 @@
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from rest_framework.exceptions import MethodNotAllowed
 
 from project.exception_handler import SERVICE_RETRY_AFTER, error_reply
+from project.languages import AcceptLanguageMiddleware
 
 
 @never_cache
@@ -27,7 +29,8 @@ def readyz(request):
             "code": "service_unavailable",
             "detail": _("The service is temporarily unavailable."),
         }
-        return JsonResponse(body, status=503, headers={"Retry-After": SERVICE_RETRY_AFTER})
+        headers = {"Retry-After": SERVICE_RETRY_AFTER}
+        return JsonResponse(body, status=503, headers=headers, json_dumps_params={"ensure_ascii": False})
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
@@ -38,19 +41,25 @@ class HealthProbeMiddleware:
     pod's IP), which ALLOWED_HOSTS does not name; Django would answer them 400, and the target would
     never count as healthy. First in MIDDLEWARE: the probes also skip the HTTPS redirect. Other
     methods are refused here too: past this point the CSRF check would refuse them with its page.
+    Their error replies are in the language Accept-Language asks for, as the API's are: the
+    language middleware runs later, and until it does a thread keeps its last request's language.
     """
 
     PROBES = {"/healthz": healthz, "/readyz": readyz}
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.language = AcceptLanguageMiddleware(get_response)
 
     def __call__(self, request):
         probe = self.PROBES.get(request.path_info)
         if probe is None:
             return self.get_response(request)
+        self.language.process_request(request)
         if request.method in ("GET", "HEAD"):
-            return probe(request)
-        response = error_reply("method_not_allowed", str(MethodNotAllowed(request.method).detail), status=405)
-        response["Allow"] = "GET, HEAD"
-        return response
+            response = probe(request)
+        else:
+            response = error_reply("method_not_allowed", str(MethodNotAllowed(request.method).detail), status=405)
+            response["Allow"] = "GET, HEAD"
+            add_never_cache_headers(response)
+        return self.language.process_response(request, response)

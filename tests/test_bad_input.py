@@ -265,6 +265,19 @@ def test_health_probes_refuse_other_methods_with_the_json_envelope(path, method)
 
     assert_envelope(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET, HEAD"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_probe_s_refusal_is_in_the_language_it_is_asked_in(api):
+    # The probes answer before the language middleware: a thread's last language was used instead.
+    russian = api.post("/healthz", HTTP_ACCEPT_LANGUAGE="ru")
+    english = api.post("/healthz", HTTP_ACCEPT_LANGUAGE="en")
+    unasked = api.post("/healthz")
+
+    assert russian.json()["detail"] == "Метод «POST» не разрешён."
+    assert "\\u04" not in russian.content.decode()
+    assert english.json()["detail"] == unasked.json()["detail"] == 'Method "POST" not allowed.'
+    assert russian["Content-Language"] == "ru"
 
 
 def test_forged_cursor_is_404_not_500(authed):

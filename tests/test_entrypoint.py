@@ -632,6 +632,7 @@ def test_database_outage_gives_json_503_not_500():
         server = serve([sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "project.wsgi"], env, sock)
         try:
             wait_until_up(base, server)
+            ready_ru = requests.get(f"{base}/readyz", headers={"Accept-Language": "ru"}, timeout=10)
             ready = requests.get(f"{base}/readyz", timeout=10)
             code = requests.post(f"{base}/api/v1/auth/code/", json={"phone": PHONE}, timeout=10)
         finally:
@@ -646,6 +647,9 @@ def test_database_outage_gives_json_503_not_500():
         "detail": "The service is temporarily unavailable.",
     }
     assert ready.headers["Retry-After"] == "5"
+    # Asked in Russian, in Russian and as UTF-8; the one worker's next reply is English again.
+    assert ready_ru.json()["detail"] == "Сервис временно недоступен."
+    assert "Сервис".encode() in ready_ru.content
     assert code.status_code == 503, code.text
     assert code.headers["Content-Type"] == "application/json"
     assert code.json()["code"] == "service_unavailable"
