@@ -38,9 +38,13 @@ def validation_code(exc: ValidationError) -> str:
     return "invalid"
 
 
-def error_reply(code: str, detail: str, *, status: int) -> JsonResponse:
-    """The envelope where DRF does not answer, written as DRF's renderer writes it: UTF-8, not \\u escapes."""
-    return JsonResponse({"code": code, "detail": detail}, status=status, json_dumps_params={"ensure_ascii": False})
+def error_reply(code: str, detail: str, *, status: int, fields: Mapping[str, object] | None = None) -> JsonResponse:
+    """The envelope where DRF does not answer, written as DRF's renderer writes it: UTF-8, not \\u escapes.
+
+    `fields`: a reply's own, beside the envelope's (the readiness probe's).
+    """
+    body = {**(fields or {}), "code": code, "detail": detail}
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
 READ_ONLY_TRANSACTION = "25006"  # SQLSTATE: a standby after a failover, or a database its host made read-only
@@ -61,7 +65,7 @@ def is_outage(exc: BaseException) -> bool:
 def envelope_exception_handler(exc, context):
     if is_outage(exc):
         logger.error("service unavailable: %s.%s: %s", type(exc).__module__, type(exc).__name__, exc)
-        return _unavailable_json()  # JSON on any DRF view, under /api/ or not
+        return unavailable_json()  # JSON on any DRF view, under /api/ or not
     if isinstance(exc, Throttled) and not isinstance(exc, RequestsThrottled):
         exc = RequestsThrottled(wait=exc.wait)  # the per-IP limits, DRF's throttle classes: the wait in words
     response = exception_handler(exc, context)  # also maps Http404 and PermissionDenied
@@ -130,15 +134,16 @@ def server_error(request):
 def unavailable_reply(request):
     """503 with Retry-After: JSON `service_unavailable` under /api/, else the 503 page."""
     if _is_api(request):
-        return _unavailable_json()
+        return unavailable_json()
     # Rendered without the request's context, as Django's 500 page: its processors may read the database.
     return HttpResponse(
         loader.get_template("503.html").render(), status=503, headers={"Retry-After": SERVICE_RETRY_AFTER}
     )
 
 
-def _unavailable_json() -> JsonResponse:
-    response = error_reply("service_unavailable", _("The service is temporarily unavailable."), status=503)
+def unavailable_json(fields: Mapping[str, object] | None = None) -> JsonResponse:
+    message = _("The service is temporarily unavailable.")
+    response = error_reply("service_unavailable", message, status=503, fields=fields)
     response["Retry-After"] = SERVICE_RETRY_AFTER
     return response
 

@@ -1,11 +1,10 @@
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils.cache import add_never_cache_headers
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from rest_framework.exceptions import MethodNotAllowed
 
-from project.exception_handler import SERVICE_RETRY_AFTER, error_reply
+from project.exception_handler import error_reply, unavailable_json
 from project.languages import AcceptLanguageMiddleware
 
 
@@ -23,14 +22,7 @@ def readyz(request):
             cursor.execute("SELECT 1")
     except DatabaseError:
         # The probe's own fields, for orchestrators, in the envelope every error body has.
-        body = {
-            "status": "unavailable",
-            "database": "unreachable",
-            "code": "service_unavailable",
-            "detail": _("The service is temporarily unavailable."),
-        }
-        headers = {"Retry-After": SERVICE_RETRY_AFTER}
-        return JsonResponse(body, status=503, headers=headers, json_dumps_params={"ensure_ascii": False})
+        return unavailable_json({"status": "unavailable", "database": "unreachable"})
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
