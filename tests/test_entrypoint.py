@@ -173,12 +173,23 @@ def can_be_pid_1() -> bool:
         return False
 
 
+def _default_signal_actions() -> None:
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start_until(command: list[str], env: dict[str, str], log: Path, line: str) -> subprocess.Popen:
-    """`command` in a session of its own, once its stdout (into `log`) has a line containing `line`."""
+    """`command` in a session of its own, once its stdout (into `log`) has a line containing `line`.
+
+    It starts with the signals' default actions, as a container's PID 1 does. A suite started as a
+    background job of a script (`.ci/run &`) ignores SIGINT, every child inherits that, and bash can
+    trap no signal ignored when it started: its INT trap would be a silent no-op.
+    """
     with log.open("wb") as stdout:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_default_signal_actions,
+        )  # fmt: skip
     deadline = time.monotonic() + 60
     while line not in log.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
