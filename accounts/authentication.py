@@ -1,13 +1,14 @@
+import time
 from functools import lru_cache
 
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
-from rest_framework_simplejwt.utils import aware_utcnow
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 
 class AccessTokenUser(TokenUser):
@@ -33,6 +34,11 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
     are kept, keyed by their exact bytes, and their expiry is checked again on every use.
     """
 
+    def __init__(self):
+        # SimpleJWT's reads the user model, which only its database-backed check uses: DRF makes
+        # an authenticator for every request.
+        pass
+
     def get_raw_token(self, header: bytes) -> bytes | None:
         # The scheme is case-insensitive (RFC 9110); and a header that names it without exactly
         # one token is a bad token, under the contract's code rather than a code of SimpleJWT's own.
@@ -44,21 +50,23 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
         return parts[1]
 
     def get_validated_token(self, raw_token: bytes) -> Token:
-        token = _verified_token(raw_token)
-        try:
-            token.check_exp(current_time=aware_utcnow())
-        except TokenError:
-            return super().get_validated_token(raw_token)  # expired since: SimpleJWT's own refusal
-        return token
+        token, usable_until = _verified_token(raw_token)
+        if time.time() < usable_until:
+            return token
+        return super().get_validated_token(raw_token)  # expired since: SimpleJWT's own refusal
 
 
 @lru_cache(maxsize=4096)
-def _verified_token(raw_token: bytes) -> Token:
-    # A refusal raises, and lru_cache keeps no exceptions: a bad token is checked in full each time.
+def _verified_token(raw_token: bytes) -> tuple[Token, float]:
+    """The token, and the moment (POSIX seconds) its expiry check (Token.check_exp) starts refusing it.
+
+    A refusal raises, and lru_cache keeps no exceptions: a bad token is checked in full each time.
+    """
     token = JWTStatelessUserAuthentication().get_validated_token(raw_token)
     if not names_a_user_id(token.get(api_settings.USER_ID_CLAIM)):  # AccessTokenUser.id, read by every view
         raise InvalidToken(_("Token contained no recognizable user identification"))
-    return token
+    expires = datetime_from_epoch(token["exp"])  # check_exp's claim; verified to be there
+    return token, (expires + token.get_token_backend().get_leeway()).timestamp()
 
 
 def names_a_user_id(claim) -> bool:

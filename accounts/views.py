@@ -12,6 +12,7 @@ from accounts.throttles import AuthIPThrottle
 from accounts.tokens import revoke_refresh_token, rotate_refresh_token
 from project import schema_examples
 from project.schema import REFRESH_TOKEN_SPENT, AutoSchema, api_errors
+from project.serializers import FlatSerializer
 
 
 class PublicAuthView(APIView):
@@ -26,10 +27,10 @@ class PublicAuthView(APIView):
 class RequestCodeView(PublicAuthView):
     throttle_scope = "code"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         phone = PhoneNumberField()
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(FlatSerializer):
         phone = serializers.CharField()
         code_length = serializers.IntegerField()
         expires_in = serializers.IntegerField(help_text="Seconds the code stays valid.")
@@ -71,7 +72,7 @@ class SignInSchema(AutoSchema):
 class ObtainTokenView(PublicAuthView):
     throttle_scope = "token"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         phone = PhoneNumberField()
         code = OneTimeCodeField()
 
@@ -98,10 +99,10 @@ class ObtainTokenView(PublicAuthView):
 class RefreshTokenView(PublicAuthView):
     throttle_scope = "refresh"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         refresh = serializers.CharField(max_length=4096)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(FlatSerializer):
         access = serializers.CharField()
         refresh = serializers.CharField()
 
@@ -127,7 +128,7 @@ class RefreshTokenView(PublicAuthView):
 class LogoutView(PublicAuthView):
     throttle_scope = "logout"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         refresh = serializers.CharField(max_length=4096)
 
     @extend_schema(

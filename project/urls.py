@@ -10,7 +10,7 @@ handler404 = "project.exception_handler.page_not_found"
 handler500 = "project.exception_handler.server_error"
 
 urlpatterns = [
-    path("api/v1/", include("accounts.urls")),
+    path("api/v1/auth/", include("accounts.urls")),
     path("api/v1/", include("referrals.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

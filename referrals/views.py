@@ -11,6 +11,7 @@ from accounts.services import update_names
 from accounts.throttles import AuthIPThrottle
 from project import schema_examples
 from project.schema import INVALID_CURSOR, api_errors
+from project.serializers import FlatSerializer
 from referrals.exceptions import (
     ActivationContended,
     InviteCodeAlreadyActivated,
@@ -26,7 +27,7 @@ from referrals.services import activate_invite_code
 
 
 class ProfileView(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         first_name = PersonNameField(required=False)
         last_name = PersonNameField(required=False)
 
@@ -63,7 +64,7 @@ class ActivateInviteCodeView(APIView):
     throttle_classes = [AuthIPThrottle]
     throttle_scope = "invite_activation"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         # Any length: a code pasted with junk around it is a code nobody has, as any other (the body limit bounds it).
         invite_code = serializers.CharField()
 
@@ -92,7 +93,7 @@ class ActivateInviteCodeView(APIView):
 class ListInviteesView(ListAPIView):
     pagination_class = NewestFirstCursor
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(FlatSerializer):
         phone = serializers.CharField()
         first_name = serializers.CharField()
         last_name = serializers.CharField()
@@ -122,7 +123,7 @@ class PreviewInviteCodeView(APIView):
     throttle_classes = [AuthIPThrottle]
     throttle_scope = "invite_preview"
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(FlatSerializer):
         invite_code = serializers.CharField()
         inviter = serializers.CharField(help_text="The inviter's phone, masked: +7 911 ***-**-00.")
 
